@@ -1,0 +1,91 @@
+// `mdnstab sweep`: metrics over a grid of gates to CSV, with a summary
+// (DESIGN.md section 7).
+#include <unistd.h>
+
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "app.hpp"
+#include "mdnstab/sweep.hpp"
+
+namespace mdnstab::cli {
+
+namespace {
+
+struct SweepCliOptions {
+  std::vector<std::string> axes, fixed, metrics;
+  std::string out, p_scale = "alpha";
+  int threads = 0;
+  double max_output_gb = 20;
+  bool list_metrics = false;
+};
+
+int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
+  if (o.list_metrics) {
+    for (const MetricDef& m : sweep_metrics())
+      fmt::print("{:<20}{}{}\n", m.name, m.help, m.default_on ? "" : " (not in the default set)");
+    return 0;
+  }
+  SweepSpec spec;
+  spec.p_scale = resolve_p_scale(o.p_scale);
+  for (const auto& a : o.axes) spec.axes.push_back(value_or_throw(parse_axis(a)));
+  for (const auto& f : o.fixed) spec.fixed.push_back(value_or_throw(parse_fixed(f)));
+  for (const auto& m : o.metrics) spec.metrics.push_back(m);
+  SweepOptions opt;
+  opt.threads = o.threads;
+  opt.out_path = o.out;
+  opt.max_output_bytes = o.max_output_gb * 1e9;
+  ok_or_throw(check(spec, opt));
+  long points = 1;
+  for (const Axis& a : spec.axes) points *= a.n;
+  opt.progress = isatty(STDERR_FILENO) && points >= 200000;
+  const SweepSummary s = value_or_throw(run_sweep(spec, opt));
+
+  std::string axes;
+  for (const Axis& a : spec.axes) axes += (axes.empty() ? "" : " x ") + a.name;
+  if (app.format() == Format::kJson) {
+    print_json({{"points", s.points},
+                {"axes", axes},
+                {"columns", s.columns},
+                {"out", o.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.out)},
+                {"fraction_complex", s.fraction_complex},
+                {"fraction_negative", s.fraction_negative},
+                {"max_frozen_rho", s.max_frozen_rho},
+                {"argmax", gates_json(s.argmax)},
+                {"threads", s.threads},
+                {"seconds_compute", s.seconds_compute},
+                {"seconds_total", s.seconds_total}});
+    return 0;
+  }
+  fmt::print("sweep: {} points over {}, {} columns{}\n", s.points, axes, s.columns.size(),
+             o.out.empty() ? " (no output file)" : " -> " + o.out);
+  fmt::print("  complex pair (A_par):   {:.2f}%\n", 100 * s.fraction_complex);
+  fmt::print("  negative eigenvalue:    {:.2f}%\n", 100 * s.fraction_negative);
+  fmt::print("  max frozen rho:         {} at alpha={} beta={} mu={} eta={}\n", num(s.max_frozen_rho),
+             num(s.argmax.alpha), num(s.argmax.beta), num(s.argmax.mu), num(s.argmax.eta));
+  fmt::print("  time:                   {:.3f} s on {} threads ({:.3g} points/s)\n", s.seconds_total, s.threads,
+             double(s.points) / s.seconds_total);
+  return 0;
+}
+
+}  // namespace
+
+void setup_sweep(App& app) {
+  auto o = std::make_shared<SweepCliOptions>();
+  CLI::App* sub = app.add_subcommand("sweep", "spectral metrics over a grid of gates, to CSV");
+  sub->add_option("--axis", o->axes, "NAME=START:STOP:N over alpha, beta, mu, eta, log_alpha, log_mu (1 to 4)");
+  sub->add_option("--fix", o->fixed, "NAME=VALUE for each gate no axis covers");
+  sub->add_option("--metrics", o->metrics, "metrics to write (default: all spectral ones; see --list-metrics)")
+      ->delimiter(',');
+  sub->add_option("--out", o->out, "CSV file, one row per grid point");
+  sub->add_option("--p-scale", o->p_scale, "p_t = alpha k^ (alpha) or k^ (one)")
+      ->check(CLI::IsMember({"alpha", "one"}))
+      ->capture_default_str();
+  sub->add_option("--threads", o->threads, "threads (0: all cores)")->capture_default_str();
+  sub->add_option("--max-output-gb", o->max_output_gb, "refuse outputs larger than this")->capture_default_str();
+  sub->add_flag("--list-metrics", o->list_metrics, "list the metrics and exit");
+  app.add_command(sub, [o, &app] { return run_sweep_cmd(*o, app); });
+}
+
+}  // namespace mdnstab::cli

@@ -1,0 +1,9 @@
+// mdnstab entry point: registers the subcommands and hands over to the App.
+#include "app.hpp"
+
+int main(int argc, char** argv) {
+  mdnstab::cli::App app;
+  mdnstab::cli::setup_point(app);
+  mdnstab::cli::setup_sweep(app);
+  return app.main(argc, argv);
+}

@@ -1,0 +1,23 @@
+// A_par and A_perp of DESIGN.md section 3, and the 2x2 spectral norm.
+#include "mdnstab/linearization.hpp"
+
+#include <cmath>
+
+namespace mdnstab {
+
+double norm2(const Mat2& m) {
+  // sigma_1^2 = (F + sqrt(F^2 - 4 det^2)) / 2 with F the squared Frobenius norm.
+  const double f = m.a * m.a + m.b * m.b + m.c * m.c + m.d * m.d;
+  const double det = m.det();
+  const double g = std::sqrt(std::max(0.0, (f - 2 * det) * (f + 2 * det)));
+  return std::sqrt(0.5 * (f + g));
+}
+
+Mat2 a_par(const Gates& g) {
+  const double rp = g.rho_p();
+  return {g.alpha - g.beta * g.eta * rp, -g.beta * g.mu, g.eta * rp, g.mu};
+}
+
+Mat2 a_perp(const Gates& g) { return {g.alpha, -g.beta * g.mu, 0.0, g.mu}; }
+
+}  // namespace mdnstab

@@ -1,0 +1,90 @@
+// The metric table of `sweep`: one entry per named metric, columns per block
+// (_par for A_par, _perp for A_perp). Later analyses add their entries here.
+#include <cmath>
+#include <optional>
+
+#include "mdnstab/sweep.hpp"
+
+namespace mdnstab {
+
+namespace {
+
+double or_none(const std::optional<double>& v) { return v ? *v : NAN; }
+
+MetricDef per_block(std::string name, std::string help, double (*get)(const BlockSpectrum&),
+                    bool needs_peak = false) {
+  MetricDef m;
+  m.columns = {name + "_par", name + "_perp"};
+  m.name = std::move(name);
+  m.help = std::move(help);
+  m.needs_transient_peak = needs_peak;
+  m.eval = [get](const SweepPointContext& c, double* out) {
+    out[0] = get(c.spectrum->parallel);
+    out[1] = get(c.spectrum->perpendicular);
+  };
+  return m;
+}
+
+std::vector<MetricDef> make_metrics() {
+  std::vector<MetricDef> v;
+  {
+    MetricDef m;
+    m.name = "frozen_rho";
+    m.help = "max(rho(A_par), rho(A_perp))";
+    m.columns = {"frozen_rho"};
+    m.eval = [](const SweepPointContext& c, double* out) { out[0] = c.spectrum->frozen_spectral_radius; };
+    v.push_back(std::move(m));
+  }
+  {
+    MetricDef m;
+    m.name = "frozen_stable";
+    m.help = "1 when frozen_rho < 1";
+    m.columns = {"frozen_stable"};
+    m.eval = [](const SweepPointContext& c, double* out) { out[0] = c.spectrum->frozen_stable ? 1 : 0; };
+    v.push_back(std::move(m));
+  }
+  v.push_back(per_block("rho", "spectral radius", [](const BlockSpectrum& b) { return b.spectral_radius; }));
+  {
+    MetricDef m = per_block("regime", "complex or real eigenvalue pair",
+                            [](const BlockSpectrum& b) { return b.regime == Regime::kComplex ? 0.0 : 1.0; });
+    m.labels = {"complex", "real"};
+    v.push_back(std::move(m));
+  }
+  v.push_back(per_block("negative", "1 when a real eigenvalue is negative",
+                        [](const BlockSpectrum& b) { return b.negative_eigenvalue ? 1.0 : 0.0; }));
+  {
+    MetricDef m;
+    m.name = "eigenvalues";
+    m.help = "both eigenvalues of both blocks, |l1| >= |l2|";
+    for (const char* blk : {"par", "perp"})
+      for (const char* part : {"l1_re", "l1_im", "l2_re", "l2_im"}) m.columns.push_back(std::string(part) + "_" + blk);
+    m.eval = [](const SweepPointContext& c, double* out) {
+      int i = 0;
+      for (const BlockSpectrum* b : {&c.spectrum->parallel, &c.spectrum->perpendicular}) {
+        out[i++] = b->eig.l1.real();
+        out[i++] = b->eig.l1.imag();
+        out[i++] = b->eig.l2.real();
+        out[i++] = b->eig.l2.imag();
+      }
+    };
+    v.push_back(std::move(m));
+  }
+  v.push_back(per_block("damping_ratio", "zeta of the continuous-time equivalent (empty: none)",
+                        [](const BlockSpectrum& b) { return or_none(b.damping_ratio); }));
+  v.push_back(per_block("natural_frequency", "w_n in rad/step (empty: none)",
+                        [](const BlockSpectrum& b) { return or_none(b.natural_frequency); }));
+  v.push_back(per_block("half_life", "steps to halve at rate rho (inf: rho >= 1)",
+                        [](const BlockSpectrum& b) { return b.half_life; }));
+  v.push_back(per_block("transient_peak", "max_t |A^t|_2 (inf: rho >= 1)",
+                        [](const BlockSpectrum& b) { return b.transient_peak; }, true));
+  return v;
+}
+
+}  // namespace
+
+const std::vector<MetricDef>& sweep_metrics() {
+  static const std::vector<MetricDef> metrics = make_metrics();
+  return metrics;
+}
+
+}  // namespace mdnstab
