@@ -71,12 +71,20 @@ Status check_box(const SamplingBox& b) {
 
 }  // namespace
 
-const char* to_string(SampleRange r) { return r == SampleRange::kInitial ? "initial" : "wide"; }
+const char* to_string(SampleRange r) {
+  switch (r) {
+    case SampleRange::kInitial: return "initial";
+    case SampleRange::kWide: return "wide";
+    case SampleRange::kBoth: return "both";
+  }
+  return "?";
+}
 
 Result<SampleRange> parse_sample_range(std::string_view s) {
   if (s == "initial") return SampleRange::kInitial;
   if (s == "wide") return SampleRange::kWide;
-  return error(Code::kInvalidArgument, fmt::format("unknown sampling range '{}' (expected initial or wide)", s));
+  if (s == "both") return SampleRange::kBoth;
+  return error(Code::kInvalidArgument, fmt::format("unknown sampling range '{}' (expected initial, wide or both)", s));
 }
 
 const char* to_string(SampleKind k) {
@@ -135,8 +143,12 @@ Result<std::vector<SampledGate>> sample_reachable_gates(Parametrization p, const
     return error(Code::kInvalidArgument, fmt::format("edge fraction {} and corner fraction {} must be >= 0 with sum <= 1",
                                                      opt.edge_fraction, opt.corner_fraction));
   if (opt.threads < 0) return error(Code::kInvalidArgument, fmt::format("threads = {} must be >= 0", opt.threads));
-  const SamplingBox box = opt.box ? *opt.box : sampling_box(opt.range);
-  if (Status s = check_box(box); !s.is_ok()) return s;
+  if (opt.box && opt.range == SampleRange::kBoth)
+    return error(Code::kInvalidArgument, "a sampling box override needs range initial or wide, not both");
+  const SamplingBox boxes[2] = {opt.box ? *opt.box : sampling_box(opt.range == SampleRange::kBoth ? SampleRange::kInitial : opt.range),
+                                opt.box ? *opt.box : sampling_box(SampleRange::kWide)};
+  for (const SamplingBox& b : boxes)
+    if (Status s = check_box(b); !s.is_ok()) return s;
   if (opt.head) {
     const HeadParams& h = *opt.head;
     for (auto [name, v] : {std::pair{"A_log", h.A_log}, {"Mu_log", h.Mu_log}, {"dt_bias", h.dt_bias},
@@ -150,7 +162,6 @@ Result<std::vector<SampledGate>> sample_reachable_gates(Parametrization p, const
   } catch (const std::bad_alloc&) {
     return error(Code::kTooLarge, fmt::format("samples = {} do not fit in memory", opt.samples));
   }
-  const double R = box.raw_abs, E = box.e_over_tau_abs * c.tau();
   std::atomic<long> first_bad{-1};
   Status bad;
   const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
@@ -158,6 +169,10 @@ Result<std::vector<SampledGate>> sample_reachable_gates(Parametrization p, const
   for (long i = 0; i < opt.samples; ++i) {
     Stream r(opt.seed, uint64_t(i));
     SampledGate& s = out[size_t(i)];
+    const bool wide = opt.range == SampleRange::kWide || (opt.range == SampleRange::kBoth && i % 2 == 1);
+    s.range = wide ? SampleRange::kWide : SampleRange::kInitial;
+    const SamplingBox& box = boxes[opt.range == SampleRange::kBoth ? int(wide) : 0];
+    const double R = box.raw_abs, E = box.e_over_tau_abs * c.tau();
     const double pick = r.u();
     s.kind = pick < opt.edge_fraction                          ? SampleKind::kEdge
              : pick < opt.edge_fraction + opt.corner_fraction ? SampleKind::kCorner

@@ -15,8 +15,9 @@ namespace mdnstab {
 
 // "initial": the learned parameters over their initialization ranges
 // (DESIGN.md section 2) and raw inputs as unit-variance projections within 4
-// standard deviations. "wide": both well beyond (see SamplingBox).
-enum class SampleRange { kInitial, kWide };
+// standard deviations. "wide": both well beyond (see SamplingBox). "both":
+// even-numbered samples from the initial box, odd-numbered from the wide one.
+enum class SampleRange { kInitial, kWide, kBoth };
 const char* to_string(SampleRange r);
 Result<SampleRange> parse_sample_range(std::string_view s);
 
@@ -34,7 +35,7 @@ struct SamplingBox {
   // (the initialization of DESIGN.md section 2).
 };
 
-// initial: the box above. wide: a, b, m, e/tau in [-40, 40] (every sigmoid and
+// initial: the box above (also for kBoth). wide: a, b, m, e/tau in [-40, 40] (every sigmoid and
 // softplus saturates to its double-precision limit), exp(A_log), exp(Mu_log)
 // in [1e-6, 1e3], exp(log_factor) in [1e-4, 1e3], dt in [1e-6, 10], all log-uniform.
 SamplingBox sampling_box(SampleRange r);
@@ -54,8 +55,8 @@ const char* to_string(SampleKind k);
 struct SamplingOptions {
   long samples = 20000;
   uint64_t seed = 1;
-  SampleRange range = SampleRange::kInitial;
-  std::optional<SamplingBox> box;  // overrides range's box
+  SampleRange range = SampleRange::kBoth;
+  std::optional<SamplingBox> box;  // overrides range's box (not with kBoth)
   // Fractions of kEdge and kCorner samples; the rest are kUniform.
   double edge_fraction = 0.35;
   double corner_fraction = 0.25;
@@ -70,6 +71,7 @@ struct SampledGate {
   RawInputs raw;
   MappedGates mapped;
   SampleKind kind = SampleKind::kUniform;
+  SampleRange range = SampleRange::kInitial;  // the box it came from: initial or wide
 };
 
 // Draws opt.samples samples on all cores. Sample i depends only on (seed, i),
