@@ -66,8 +66,9 @@ Status check(const ParamConfig& c) {
     return error(Code::kInvalidArgument, fmt::format("hidden_size = {} must be positive", c.hidden_size));
   if (!std::isfinite(c.tau_factor) || c.tau_factor <= 0)
     return error(Code::kInvalidArgument, fmt::format("tau_factor = {} must be positive and finite", c.tau_factor));
-  if (!std::isfinite(c.min_log_mu) || c.min_log_mu >= 0)
-    return error(Code::kInvalidArgument, fmt::format("min_log_mu = {} must be negative and finite", c.min_log_mu));
+  // -inf: no clamp (a checkpoint whose config has min_log_mu = null).
+  if (std::isnan(c.min_log_mu) || c.min_log_mu >= 0)
+    return error(Code::kInvalidArgument, fmt::format("min_log_mu = {} must be negative (or -inf: no clamp)", c.min_log_mu));
   return Status::ok();
 }
 

@@ -47,7 +47,7 @@ struct ParamConfig {
   int hidden_size = 1024;
   // DESIGN.md gives 8 for 1.3B only; 1 (no extra scaling) is our default.
   double tau_factor = 1;
-  double min_log_mu = -2;
+  double min_log_mu = -2;  // -inf: no clamp
 
   double tau() const;
 };
@@ -55,7 +55,7 @@ struct ParamConfig {
 // The reference configurations of DESIGN.md section 2 ("400M", "1.3B"), with
 // the documented defaults above where DESIGN.md is silent.
 Result<ParamConfig> reference_config(std::string_view name);
-// Checks hidden_size > 0, tau_factor > 0, min_log_mu < 0 (all finite).
+// Checks hidden_size > 0, tau_factor > 0 (finite), min_log_mu < 0 (or -inf).
 Status check(const ParamConfig& c);
 
 // The gates and the intermediate quantities of the map, for reports.
