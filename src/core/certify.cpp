@@ -6,6 +6,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include "certify_impl.hpp"
 #include "mdnstab/sweep.hpp"
@@ -115,6 +116,27 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   c.gamma_dual = std::min(c.gamma_dual, c.upper_bound);
   c.verdict = verdict_of(c.upper_bound, c.lower_bound);
   return c;
+}
+
+Result<std::vector<Certificate>> certify_each(std::span<const Gates> gates, const CertifyOptions& opt,
+                                              int threads) {
+  if (gates.empty()) return error(Code::kInvalidArgument, "the gate set is empty: nothing to certify");
+  if (threads < 0) return error(Code::kInvalidArgument, fmt::format("threads = {} must be >= 0", threads));
+  std::vector<Certificate> out(gates.size());
+  std::vector<Status> bad(gates.size());
+  const long n = long(gates.size());
+  const int nt = threads > 0 ? threads : omp_get_num_procs();
+#pragma omp parallel for schedule(dynamic, 256) num_threads(nt)
+  for (long i = 0; i < n; ++i) {
+    auto r = certify(gates.subspan(size_t(i), 1), opt);
+    if (r.is_ok())
+      out[size_t(i)] = std::move(r.value);
+    else
+      bad[size_t(i)] = r.status;
+  }
+  for (size_t i = 0; i < bad.size(); ++i)
+    if (!bad[i].is_ok()) return error(bad[i].code, fmt::format("gate row {}: {}", i, bad[i].message));
+  return out;
 }
 
 Result<GateRange> parse_gate_range(std::string_view spec) {

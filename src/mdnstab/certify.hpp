@@ -68,6 +68,11 @@ struct CertifyOptions {
 // An empty set is an error (kInvalidArgument), not "certified".
 Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOptions& opt = {});
 
+// Each gate as its own (single-gate) set, on `threads` threads (0: all cores);
+// result i belongs to gates[i], whatever the thread count.
+Result<std::vector<Certificate>> certify_each(std::span<const Gates> gates, const CertifyOptions& opt = {},
+                                              int threads = 0);
+
 // ---- building blocks, exposed for tests, `sweep` and `constraint` ----
 
 // max over the set of |W^1/2 A W^-1/2|_2 for A in {A_par(g), A_perp(g)}: the
