@@ -104,7 +104,7 @@ json certificate_json(const Certificate& c) {
           {"witness", witness_json(c.witness)},
           {"verdict", to_string(c.verdict)},
           {"frozen_spectral_radius", c.frozen_spectral_radius},
-          {"gates", c.gates}};
+          {"set_size", c.gates}};
 }
 
 json check_json(const CheckedGate& c, std::optional<Parametrization> p) {
