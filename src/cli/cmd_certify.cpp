@@ -121,7 +121,6 @@ void print_table(const Certificate& c, std::span<const Gates> set, const std::st
 
 int run_each(const CertifyCliOptions& o, const std::vector<Gates>& rows, const CertifyOptions& copt,
              const App& app) {
-  if (!o.out.empty()) ok_or_throw(check_writable(o.out));
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<Certificate> certs = value_or_throw(certify_each(rows, copt, o.threads));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -191,6 +190,7 @@ int run_certify(const CertifyCliOptions& o, const App& app) {
   if (!o.out.empty() && !o.each) throw UsageError("--out is written only with --csv FILE --each");
   if (!(o.rel_tol > 0 && o.rel_tol < 1)) throw UsageError(fmt::format("--rel-tol {} must be in (0, 1)", o.rel_tol));
   if (o.threads < 0) throw UsageError(fmt::format("--threads {} must be >= 0", o.threads));
+  if (!o.out.empty()) ok_or_throw(check_writable(o.out));  // before any work
   CertifyOptions copt;
   copt.rel_tol = o.rel_tol;
   copt.lower_bound = !o.no_lower;
