@@ -38,7 +38,11 @@ struct Witness {
   // uses gate_index[t % size] (empty: row 0).
   std::vector<std::array<double, 2>> keys;
   std::vector<int> gate_index;
-  std::string family;  // "rotation", "switching", "rotation-cycle" (how it was found)
+  // kSwitching: the key pattern turns by `drift` radians each period:
+  // k_{t + n*period} = R(n*drift) keys[t] (0: strictly periodic keys).
+  double drift = 0;
+  // "rotation", "switching", "rotation-cycle", "turning-cycle" (how it was found)
+  std::string family;
 };
 const char* to_string(Witness::Kind k);
 
@@ -59,7 +63,10 @@ struct Certificate {
 };
 
 struct CertifyOptions {
-  double rel_tol = 1e-6;    // on gamma
+  // On gamma: where the dual bound does not prove gamma within rel_tol of the
+  // best quadratic certificate, a second algorithm is tried; the remaining gap
+  // is reported (gamma / gamma_dual - 1), never hidden.
+  double rel_tol = 1e-6;
   bool lower_bound = true;  // search a witness
   int rotation_scan = 256;  // angles scanned in [0, pi/2] before refinement
   int max_word_length = 8;  // switching words over {A_par, A_perp} (single gate)
