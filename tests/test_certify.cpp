@@ -440,11 +440,16 @@ TEST(Certify, GdnGatesAreCertified) {
       }
 }
 
-TEST(Certify, DeltaNetSitsOnTheBoundary) {
-  // alpha = 1, mu = 0: A_perp has eigenvalue 1, so gamma = 1 and no verdict.
-  const Certificate c = cert1(lin(1.0, 0.5, 0.0, 1.0));
-  EXPECT_EQ(c.verdict, Verdict::kUndecided);
-  EXPECT_NEAR(c.upper_bound, 1.0, 1e-6);
+TEST(Certify, UnitEigenvaluesSitOnTheBoundary) {
+  // alpha = 1, mu = 0 (DeltaNet): A_perp has eigenvalue 1, so gamma = 1 and no
+  // verdict; likewise other gates whose worst growth is exactly 1 (a unit
+  // eigenvalue), where rounding must not tip the verdict either way.
+  for (const Gates& g : {lin(1.0, 0.5, 0.0, 1.0), lin(1, 0, 0, 0), lin(0.5, 1, 1, 0), lin(0, 1, 1, 2), lin(1, 0, 1, 2)}) {
+    const Certificate c = cert1(g);
+    EXPECT_EQ(c.verdict, Verdict::kUndecided) << g.alpha << " " << g.beta << " " << g.mu << " " << g.eta;
+    EXPECT_NEAR(c.upper_bound, 1.0, 1e-6);
+    EXPECT_NEAR(c.lower_bound, 1.0, 1e-12);
+  }
 }
 
 // ---- gate sets and boxes ----

@@ -82,6 +82,7 @@ nlohmann::json certificate_json(const Certificate& c, std::span<const Gates> set
   const double opt_gap = c.gamma_dual > 0 ? c.upper_bound / c.gamma_dual - 1 : NAN;
   return {{"upper_bound", number_or_null(c.upper_bound)},
           {"W", {c.W[0], c.W[1], c.W[2]}},
+          {"W_factor", {c.W_factor[0], c.W_factor[1]}},
           {"lower_bound", number_or_null(c.lower_bound)},
           {"witness", witness_json(c.witness, set)},
           {"verdict", to_string(c.verdict)},

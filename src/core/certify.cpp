@@ -30,8 +30,8 @@ const char* to_string(Witness::Kind k) {
 }
 
 Verdict verdict_of(double upper_bound, double lower_bound) {
-  if (upper_bound < 1.0) return Verdict::kCertified;
-  if (lower_bound > 1.0) return Verdict::kRefuted;
+  if (upper_bound < 1.0 - kVerdictRoundoff) return Verdict::kCertified;
+  if (lower_bound > 1.0 + kVerdictRoundoff) return Verdict::kRefuted;
   return Verdict::kUndecided;
 }
 
@@ -101,6 +101,7 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   if (!std::isfinite(ub.gamma)) return error(Code::kNumericalIssue, "the quadratic bound is not finite");
   c.upper_bound = ub.gamma;
   c.W = ub.W;
+  c.W_factor = ub.factor;
   c.active_gate = ub.active >= 0 ? ub.active / 2 : -1;
   // Every lower bound on the JSR is one on the optimal gamma too.
   c.gamma_dual = std::max(ub.gamma_dual, c.frozen_spectral_radius);

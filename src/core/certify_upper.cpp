@@ -229,6 +229,7 @@ UpperBound finish(std::span<const Mat2> mats, double x, double u) {
   const double w22 = x * x + u;
   const double s = std::max(1.0, w22);
   ub.W = {1 / s, x / s, w22 / s};
+  ub.factor = {x, y};
   ub.gamma_dual = dual_bound(B, ub.gamma);
   return ub;
 }

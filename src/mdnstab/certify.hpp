@@ -49,6 +49,10 @@ const char* to_string(Witness::Kind k);
 struct Certificate {
   double upper_bound = 0;           // gamma: |x_t|_W <= gamma^t |x_0|_W for all keys
   std::array<double, 3> W{1, 0, 1};  // [w11, w12, w22] of the 2x2 W > 0 (max(w11, w22) = 1)
+  // W = c L^T L with L = [[1, x], [0, y]]: [x, y]. Where W is nearly singular
+  // (an optimum approached, not attained) its entries round away the small
+  // eigenvalue; the factor does not, and gamma is computed from it.
+  std::array<double, 2> W_factor{0, 1};
   double lower_bound = 0;           // growth per step of the witness
   Witness witness;
   Verdict verdict = Verdict::kUndecided;
@@ -98,7 +102,11 @@ std::array<double, 16> transition4(const Gates& g, double cos_k, double sin_k);
 // evaluator independent of the search): for kRotation in the rotating frame.
 Result<double> witness_growth(std::span<const Gates> gate_set, const Witness& w);
 
-// The verdict rule: certified iff gamma < 1, refuted iff lower > 1.
+// The verdict rule: certified iff gamma < 1, refuted iff lower > 1, each by
+// more than kVerdictRoundoff: the bounds come from closed forms accurate to a
+// few ulps, so a bound within 1e-13 of 1 (e.g. a unit eigenvalue computed as
+// 1 + 2^-52) decides nothing.
+inline constexpr double kVerdictRoundoff = 1e-13;
 Verdict verdict_of(double upper_bound, double lower_bound);
 
 // A box of gates given as ranges: NAME=LO:HI or NAME=VALUE for NAME in alpha,
