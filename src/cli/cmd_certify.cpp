@@ -48,6 +48,9 @@ std::string witness_text(const Witness& w, bool single) {
     std::string keys;
     for (size_t t = 0; t < w.keys.size(); ++t)
       keys += (t ? " " : "") + key_text(w.keys[t]) + (single ? "" : fmt::format("@{}", w.gate_index[t]));
+    if (w.drift != 0)
+      return fmt::format("keys {}{}, the pattern turning by {:.12g} rad every {} steps", keys,
+                         single ? "" : " (key@gate row)", w.drift, w.period);
     return fmt::format("keys repeating every {} steps: {}{}", w.period, keys, single ? "" : " (key@gate row)");
   }
   return "none";
@@ -65,11 +68,13 @@ nlohmann::json witness_json(const Witness& w, std::span<const Gates> set) {
           {"angle", w.angle},
           {"period", w.period},
           {"keys", keys},
+          {"drift", w.drift},
           {"gate_index", w.gate_index},
           {"gates", used},
           {"replay", "step t = 0, 1, ...: unit key in the plane of two orthonormal key directions e1, e2 "
                      "(rotation: k_t = cos(t*angle) e1 + sin(t*angle) e2, gate row gate_index[t % len]; "
-                     "switching: k_t = keys[t % period], gate row gate_index[t % period]); v = 0"}};
+                     "switching: k_t = R(floor(t / period) * drift) keys[t % period], gate row gate_index[t % period], R the "
+                     "rotation of the plane); v = 0"}};
 }
 
 nlohmann::json certificate_json(const Certificate& c, std::span<const Gates> set) {
@@ -77,6 +82,7 @@ nlohmann::json certificate_json(const Certificate& c, std::span<const Gates> set
   const double opt_gap = c.gamma_dual > 0 ? c.upper_bound / c.gamma_dual - 1 : NAN;
   return {{"upper_bound", number_or_null(c.upper_bound)},
           {"W", {c.W[0], c.W[1], c.W[2]}},
+          {"W_factor", {c.W_factor[0], c.W_factor[1]}},
           {"lower_bound", number_or_null(c.lower_bound)},
           {"witness", witness_json(c.witness, set)},
           {"verdict", to_string(c.verdict)},
@@ -121,7 +127,6 @@ void print_table(const Certificate& c, std::span<const Gates> set, const std::st
 
 int run_each(const CertifyCliOptions& o, const std::vector<Gates>& rows, const CertifyOptions& copt,
              const App& app) {
-  if (!o.out.empty()) ok_or_throw(check_writable(o.out));
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<Certificate> certs = value_or_throw(certify_each(rows, copt, o.threads));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -191,6 +196,7 @@ int run_certify(const CertifyCliOptions& o, const App& app) {
   if (!o.out.empty() && !o.each) throw UsageError("--out is written only with --csv FILE --each");
   if (!(o.rel_tol > 0 && o.rel_tol < 1)) throw UsageError(fmt::format("--rel-tol {} must be in (0, 1)", o.rel_tol));
   if (o.threads < 0) throw UsageError(fmt::format("--threads {} must be >= 0", o.threads));
+  if (!o.out.empty()) ok_or_throw(check_writable(o.out));  // before any work
   CertifyOptions copt;
   copt.rel_tol = o.rel_tol;
   copt.lower_bound = !o.no_lower;
