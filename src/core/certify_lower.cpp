@@ -345,7 +345,8 @@ Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, 
   const int n = int(gates.size());
   // 1. The best rotation of every gate.
   std::vector<Witness> per_gate(n);
-  const int scan = n == 1 ? opt.rotation_scan : std::min(opt.rotation_scan, 64);
+  // Large sets (CSV dumps) get a coarser scan per gate; the cycles below refine.
+  const int scan = n <= 64 ? opt.rotation_scan : std::min(opt.rotation_scan, 64);
   for (int i = 0; i < n; ++i) per_gate[i] = best_rotation(gates[i], i, scan);
   int ib = 0;
   for (int i = 1; i < n; ++i)
