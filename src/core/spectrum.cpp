@@ -27,12 +27,16 @@ Eigenvalues2 eigenvalues(const Mat2& m) {
     return e;
   }
   const double half = 0.5 * (m.a + m.d);
-  const double dd = 0.5 * (m.a - m.d);
-  // disc = trace^2/4 - det = ((a - d)/2)^2 + bc, formed with fma so that the
-  // sign is right within an ulp of the complex/real boundary.
-  const double w = m.b * m.c;
-  const double err = std::fma(m.b, m.c, -w);
-  const double disc = std::fma(dd, dd, w) + err;
+  // disc = trace^2/4 - det = ((a - d)/2)^2 + bc, evaluated in double-double
+  // (TwoSum for a - d, fma for the products) so that its sign and value are
+  // right near the complex/real boundary, where sqrt(disc) amplifies errors.
+  const double diff = m.a - m.d;
+  const double z = diff - m.a;
+  const double diff_lo = (m.a - (diff - z)) - (m.d + z);  // a - d = diff + diff_lo exactly
+  const double dd = 0.5 * diff, dd_lo = 0.5 * diff_lo;
+  const double p = dd * dd, p_lo = std::fma(dd, dd, -p);
+  const double q = m.b * m.c, q_lo = std::fma(m.b, m.c, -q);
+  const double disc = (p + q) + (p_lo + q_lo + 2.0 * dd * dd_lo);
   if (disc >= 0.0) {
     const double s = std::sqrt(disc);
     const double l1 = half + std::copysign(s, half);  // no cancellation
