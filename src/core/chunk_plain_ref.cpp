@@ -15,6 +15,7 @@
 #include <Eigen/Dense>
 
 #include "mdnstab/chunk_ref.hpp"
+#include "serial_eigen.hpp"
 
 namespace mdnstab {
 
@@ -124,6 +125,7 @@ Status chunk_plain_ref(const RecurrentArgs<double>& a, int chunk) {
   ChunkOptions c;
   c.chunk = chunk;
   if (Status s = check(a, c); !s.is_ok()) return s;
+  const SerialEigenProducts serial;
   const Plain p{a, chunk, std::isnan(a.scale) ? 1.0 / std::sqrt(double(a.dk)) : a.scale};
   const bool per_channel = a.beta_per_channel || a.eta_per_channel;
   const int n_seq = a.cu_seqlens ? a.num_seqs : a.batch;

@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 
 #include "mdnstab/chunk_ref.hpp"
+#include "serial_eigen.hpp"
 
 namespace mdnstab {
 
@@ -287,6 +288,7 @@ class Emulator {
 
 template <class P>
 void run_all(const RecurrentArgs<typename P::E>& a, const ChunkOptions& c) {
+  const SerialEigenProducts serial;
   Emulator<P> em(a, c);
   const bool per_channel = a.beta_per_channel || a.eta_per_channel;
   const int n_seq = a.cu_seqlens ? a.num_seqs : a.batch;
