@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 
+#include "mdnstab/chunk_safety.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab {
@@ -77,6 +78,25 @@ std::vector<MetricDef> make_metrics() {
                         [](const BlockSpectrum& b) { return b.half_life; }));
   v.push_back(per_block("transient_peak", "max_t |A^t|_2 (inf: rho >= 1)",
                         [](const BlockSpectrum& b) { return b.transient_peak; }, true));
+  {
+    MetricDef m;
+    m.name = "chunk_safe";
+    m.help = "1 when the chunk-safety rule calls the reordered chunkwise algorithm safe at --chunk and "
+             "--precision; and its predicted relative error";
+    m.columns = {"chunk_safe", "chunk_predicted_error"};
+    m.needs_spectrum = false;
+    m.default_on = false;
+    m.eval = [](const SweepPointContext& c, double* out) {
+      const SweepChunkConfig cfg = c.chunk ? *c.chunk : SweepChunkConfig{};
+      ChunkRuleOptions o;
+      o.tol = cfg.tol;
+      o.steps = cfg.steps;
+      const ChunkRisk r = chunk_risk(c.gates, cfg.chunk, cfg.precision, o);
+      out[0] = chunk_safe(r, cfg.tol) ? 1 : 0;
+      out[1] = r.predicted_error;
+    };
+    v.push_back(std::move(m));
+  }
   return v;
 }
 
