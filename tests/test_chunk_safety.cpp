@@ -3,8 +3,10 @@
 // measured by the emulation (chunk_ref vs the fp64 recurrence).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "mdnstab/chunk_safety.hpp"
@@ -197,6 +199,107 @@ TEST(ChunkMap, ChecksItsInput) {
   s.dk = s.dv = 4096;
   EXPECT_EQ(check(s).code, Code::kTooLarge);
   EXPECT_NE(msg().find("memory"), std::string::npos);
+}
+
+TEST(ChunkSets, CountsLargestChunkAndWorstGate) {
+  const std::vector<Gates> g = {gl(-1, -1), gl(-0.5, -1), gl(-0.01, -2), gl(-0.2, -0.1)};
+  ChunkRuleOptions o;
+  const GateSetChunkSafety s = analyze_chunk_safety(g, 64, Precision::kFp32, o, 2);
+  EXPECT_EQ(s.gates, 4);
+  EXPECT_EQ(s.at.chunk, 64);
+  EXPECT_EQ(s.at.unsafe, 2);    // (-0.5, -1) and (-0.01, -2)
+  EXPECT_EQ(s.at.overflow, 1);  // (-0.01, -2)
+  EXPECT_EQ(s.worst, 2);        // the largest Lambda: 63 * 1.99
+  long prev = 0;
+  ASSERT_EQ(s.by_chunk.size(), std::size(kReportedChunks));
+  for (const ChunkCount& c : s.by_chunk) {
+    EXPECT_GE(c.unsafe, prev);
+    prev = c.unsafe;
+    long direct = 0;
+    for (const Gates& x : g) direct += !chunk_safe(x, c.chunk, Precision::kFp32, o);
+    EXPECT_EQ(c.unsafe, direct) << c.chunk;
+  }
+  int lo = kMaxChunk;
+  for (const Gates& x : g) {
+    const Gates one[] = {x};
+    lo = std::min(lo, largest_safe_chunk(one, Precision::kFp32, o));
+  }
+  EXPECT_EQ(s.largest_safe_chunk, lo);
+  EXPECT_LE(s.largest_safe_pow2, s.largest_safe_chunk);
+  EXPECT_GT(2 * s.largest_safe_pow2, s.largest_safe_chunk);
+}
+
+GateDump dump_of(int64_t T, int64_t H, const std::function<Gates(int64_t, int64_t)>& f) {
+  GateDump d;
+  d.batch = 1, d.time = T, d.heads = H, d.format = "test";
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) d.gates.push_back(f(t, h));
+  return d;
+}
+
+TEST(ChunkSets, DumpJudgesTokensAndItsOwnChunks) {
+  // Head 0 benign, head 1 constant (-0.5, -1): unsafe once (C - 1) 0.5 passes ~12.
+  const GateDump d = dump_of(100, 2, [](int64_t, int64_t h) { return h ? gl(-0.5, -1) : gl(-1, -1); });
+  ChunkRuleOptions o;
+  auto r = analyze_chunk_safety(d, 64, Precision::kFp32, o, 2);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r.value.tokens.gates, 200);
+  EXPECT_EQ(r.value.tokens.at.unsafe, 100);
+  EXPECT_EQ(r.value.chunks, 4);         // two per head: 64 + 36 tokens
+  EXPECT_EQ(r.value.unsafe_chunks, 2);  // both of head 1 (35 * 0.5 = 17.5 is past the edge too)
+  EXPECT_EQ(r.value.tokens_in_unsafe_chunks, 100);
+  EXPECT_EQ(r.value.worst_h, 1);
+  const Gates one[] = {gl(-0.5, -1)};
+  const int edge = largest_safe_chunk(one, Precision::kFp32, o);
+  int pow2 = 1;
+  while (2 * pow2 <= edge) pow2 *= 2;
+  EXPECT_EQ(r.value.largest_safe_pow2, pow2);
+  EXPECT_FALSE(analyze_chunk_safety(d, 0, Precision::kFp32, o).is_ok());
+}
+
+TEST(ChunkSets, AlternatingGatesAreSafeInChunksThoughNotHeldConstant) {
+  // Tokens alternate (-0.5, -1) and (-1, -0.5): held constant each is unsafe at
+  // C = 64, but within a chunk log(mu/alpha) sums to 0 every two tokens, so
+  // C_t / c_t stays small. The emulation confirms the sequence rule.
+  const GateDump d = dump_of(256, 1, [](int64_t t, int64_t) { return t % 2 ? gl(-1, -0.5) : gl(-0.5, -1); });
+  ChunkRuleOptions o;
+  auto r = analyze_chunk_safety(d, 64, Precision::kFp32, o, 1);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r.value.tokens.at.unsafe, 128);
+  EXPECT_EQ(r.value.unsafe_chunks, 0);
+  // The emulated fp32 chunk output on these gates against the fp64 recurrence.
+  const ChunkInputs in = random_chunk_inputs(32, 32, 256, 9);
+  std::vector<double> la(256), lm(256), beta(256, 0.1), eta(256, 1.0);
+  for (int t = 0; t < 256; ++t) la[t] = t % 2 ? -1 : -0.5, lm[t] = t % 2 ? -0.5 : -1;
+  std::vector<double> o64(256 * 32), o32(256 * 32), q = in.q, k = in.k, v = in.v;
+  for (auto* x : {&q, &k, &v}) round_to(Precision::kFp32, *x);
+  RecurrentArgs<double> a;
+  a.steps = 256, a.dk = 32, a.dv = 32, a.q = q.data(), a.k = k.data(), a.v = v.data();
+  a.log_alpha = la.data(), a.log_mu = lm.data(), a.beta = beta.data(), a.eta = eta.data(), a.o = o64.data();
+  ASSERT_TRUE(recurrent_ref(a).is_ok());
+  a.o = o32.data();
+  ASSERT_TRUE(chunk_ref(Precision::kFp32, a, ChunkOptions{64}).is_ok());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < o64.size(); ++i) num += (o32[i] - o64[i]) * (o32[i] - o64[i]), den += o64[i] * o64[i];
+  EXPECT_LT(std::sqrt(num / den), 1e-4);  // fp32 rounding, no cancellation
+  // ...while either gate held constant breaks it (DESIGN.md section 5's case).
+  const ChunkError e = measure_chunk_error(gl(-0.5, -1), random_chunk_inputs(32, 32, 256, 9), 64, Precision::kFp32);
+  EXPECT_GT(e.rel_rms, 0.1);
+}
+
+TEST(ChunkSets, CheckpointHeads) {
+  Checkpoint ck;
+  ck.config = reference_config("400M").value;
+  ck.layers = {{initial_head_params(1, 0), initial_head_params(1, 1)}};
+  SamplingOptions so;
+  so.samples = 500;
+  so.range = SampleRange::kInitial;
+  ChunkRuleOptions o;
+  auto r = analyze_chunk_safety(ck, Parametrization::kMdn, so, 64, Precision::kFp32, o);
+  ASSERT_TRUE(r.is_ok()) << r.status.message;
+  ASSERT_EQ(r.value.size(), 2u);
+  EXPECT_EQ(r.value[1].head, 1);
+  for (const HeadChunkSafety& h : r.value) EXPECT_EQ(h.safety.gates, 500);
 }
 
 }  // namespace

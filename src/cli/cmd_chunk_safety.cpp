@@ -1,20 +1,27 @@
 // `mdnstab chunk-safety`: where the paper's reordered chunkwise algorithm breaks
 // (DESIGN.md section 5). Grid mode: the emulated chunk output (chunk_ref) against
 // the fp64 recurrence over a grid of gates, to CSV, with the broken region and the
-// agreement of the predictive rule (chunk_safety.hpp). Tested in
-// tests/cli/test_cli_chunk_safety.cpp.
+// agreement of the predictive rule (chunk_safety.hpp). --param / --checkpoint: the
+// rule over a parametrization's samples, a gate dump or a checkpoint's heads.
+// Tested in tests/cli/test_cli_chunk_safety.cpp.
 #include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "app.hpp"
+#include "mdnstab/atomic_file.hpp"
 #include "mdnstab/chunk_safety.hpp"
+#include "mdnstab/gate_dump.hpp"
+#include "mdnstab/parametrization.hpp"
+#include "mdnstab/sampling.hpp"
 
 namespace mdnstab::cli {
 
@@ -33,6 +40,11 @@ struct ChunkSafetyOptions {
   int threads = 0;
   double max_hours = 12;
   std::string out;
+  // --param / --checkpoint mode
+  std::string param, checkpoint, model = "400M", range = "both";
+  std::optional<double> min_log_mu, tau_factor;
+  std::optional<int> hidden_size;
+  std::optional<long> samples;
 };
 
 nlohmann::json point_json(const ChunkMapPoint& p) {
@@ -91,7 +103,257 @@ void print_map(const ChunkMapSpec& spec, const ChunkMapSummary& s) {
   fmt::print("    . fine  x wrong  N not finite  ! broke where the rule said safe  ~ fine where it said unsafe\n");
 }
 
+// ---------- --param / --checkpoint ----------
+
+nlohmann::json counts_json(const GateSetChunkSafety& s) {
+  const double n = std::max<double>(double(s.gates), 1.0);
+  nlohmann::json by = nlohmann::json::array();
+  for (const ChunkCount& c : s.by_chunk)
+    by.push_back({{"chunk", c.chunk}, {"fraction_unsafe", double(c.unsafe) / n}, {"fraction_overflow", double(c.overflow) / n}});
+  return {{"gates", s.gates},
+          {"unsafe", s.at.unsafe},
+          {"overflow", s.at.overflow},
+          {"fraction_unsafe", double(s.at.unsafe) / n},
+          {"fraction_overflow", double(s.at.overflow) / n},
+          {"by_chunk", by},
+          {"largest_safe_chunk", s.largest_safe_chunk},
+          {"largest_safe_pow2", s.largest_safe_pow2}};
+}
+
+std::string pct(long k, long n) { return fmt::format("{:.3g}%", 100.0 * double(k) / std::max<double>(double(n), 1.0)); }
+
+void print_counts(const GateSetChunkSafety& s, const char* what, Precision p) {
+  fmt::print("  unsafe at C = {}:       {} of {} {} ({}), {} with an overflowing exponent (inf/NaN)\n", s.at.chunk,
+             s.at.unsafe, s.gates, what, pct(s.at.unsafe, s.gates), pct(s.at.overflow, s.gates));
+  std::string by;
+  for (const ChunkCount& c : s.by_chunk) by += fmt::format("  C={}: {}", c.chunk, pct(c.unsafe, s.gates));
+  fmt::print("  unsafe by chunk size:  {}\n", by);
+  if (s.largest_safe_chunk == 0)
+    fmt::print("  largest safe C:         none: some gates are unsafe even at C = 1 in {}\n", to_string(p));
+  else
+    fmt::print("  largest safe C:         {} (power of two: {}) for every one of them\n", s.largest_safe_chunk,
+               s.largest_safe_pow2);
+}
+
+std::string gates_text(const Gates& g) {
+  return fmt::format("log_alpha={} log_mu={} beta={} eta={}", num(g.log_alpha), num(g.log_mu), num(g.beta),
+                     num(g.eta));
+}
+
+ChunkRuleOptions rule_options(const ChunkSafetyOptions& o) {
+  ChunkRuleOptions r;
+  r.tol = o.tol;
+  r.steps = o.steps;
+  r.beta_eps = o.beta_eps;
+  return r;
+}
+
+int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  if (!o.axes.empty() || !o.fixed.empty())
+    throw UsageError("give either --axis (a measured grid) or --param/--checkpoint (the rule over gate sets), not both");
+  const Precision prec = value_or_throw(parse_precision(o.precision));
+  const PScale ps = resolve_p_scale(o.p_scale);
+  if (o.chunk < 1 || o.chunk > kMaxChunk)
+    throw UsageError(fmt::format("chunk size C = {} must be in [1, {}]", o.chunk, kMaxChunk));
+  if (!(o.tol > 0) || !std::isfinite(o.tol)) throw UsageError(fmt::format("--tolerance = {} must be > 0", o.tol));
+  if (o.steps < 1) throw UsageError(fmt::format("--steps = {} must be >= 1", o.steps));
+  if (o.samples && (*o.samples < 1 || *o.samples > 100'000'000))
+    throw UsageError(fmt::format("--samples {} must be in [1, 1e8]", *o.samples));
+  if (o.threads < 0) throw UsageError(fmt::format("--threads = {} must be >= 0", o.threads));
+  std::optional<Parametrization> named;
+  if (!o.param.empty()) {
+    auto pr = parse_parametrization(o.param);
+    if (pr.is_ok()) named = pr.value;
+  }
+  std::error_code ec;
+  if (!o.param.empty() && !named && !std::filesystem::is_regular_file(o.param, ec))
+    throw UsageError(fmt::format("--param '{}' is neither a parametrization (mdn, mdn-unconstrained, gdn) nor a "
+                                 "readable file",
+                                 o.param));
+  if (!o.checkpoint.empty() && !o.param.empty() && !named)
+    throw UsageError(fmt::format("--param '{}': with --checkpoint, --param names the parametrization", o.param));
+  if (!o.out.empty()) ok_or_throw(check_writable(o.out));
+  const ChunkRuleOptions ro = rule_options(o);
+  SamplingOptions so;
+  so.seed = o.seed;
+  so.range = value_or_throw(parse_sample_range(o.range));
+  so.p_scale = ps;
+  so.threads = o.threads;
+  const bool json = app.format() == Format::kJson;
+  const std::string head = fmt::format("C = {}, {}, tolerance {}", o.chunk, to_string(prec), num(o.tol));
+
+  if (!o.checkpoint.empty()) {
+    CheckpointOptions co;
+    co.param = named.value_or(Parametrization::kMdn);
+    co.min_log_mu = o.min_log_mu;
+    co.hidden_size = o.hidden_size;
+    co.tau_factor = o.tau_factor;
+    co.base_config = o.model;
+    const Checkpoint ck = value_or_throw(read_checkpoint(o.checkpoint, co));
+    so.samples = o.samples.value_or(4000);
+    const auto heads = value_or_throw(analyze_chunk_safety(ck, co.param, so, o.chunk, prec, ro));
+    long gates = 0, unsafe = 0, overflow = 0;
+    int largest = kMaxChunk;
+    for (const HeadChunkSafety& h : heads) {
+      gates += h.safety.gates, unsafe += h.safety.at.unsafe, overflow += h.safety.at.overflow;
+      largest = std::min(largest, h.safety.largest_safe_chunk);
+    }
+    if (heads.empty()) largest = 0;
+    if (!o.out.empty()) {
+      AtomicFile f;
+      ok_or_throw(f.open(o.out));
+      std::string buf = "layer,head,A_log,Mu_log,dt_bias,mu_bias,log_factor,samples,fraction_unsafe,fraction_overflow,"
+                        "largest_safe_chunk,largest_safe_pow2\n";
+      for (const HeadChunkSafety& h : heads)
+        buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", h.layer, h.head, h.params.A_log, h.params.Mu_log,
+                           h.params.dt_bias, h.params.mu_bias, h.params.log_factor, h.safety.gates,
+                           double(h.safety.at.unsafe) / double(std::max(1L, h.safety.gates)),
+                           double(h.safety.at.overflow) / double(std::max(1L, h.safety.gates)),
+                           h.safety.largest_safe_chunk, h.safety.largest_safe_pow2);
+      ok_or_throw(f.write(buf));
+      ok_or_throw(f.commit());
+    }
+    if (json) {
+      nlohmann::json hs = nlohmann::json::array();
+      for (const HeadChunkSafety& h : heads) {
+        nlohmann::json j = counts_json(h.safety);
+        j["layer"] = h.layer;
+        j["head"] = h.head;
+        hs.push_back(j);
+      }
+      print_json({{"mode", "checkpoint"}, {"checkpoint", o.checkpoint}, {"chunk", o.chunk},
+                  {"precision", std::string(to_string(prec))}, {"tolerance", o.tol}, {"gates", gates},
+                  {"fraction_unsafe", double(unsafe) / std::max(1.0, double(gates))},
+                  {"fraction_overflow", double(overflow) / std::max(1.0, double(gates))},
+                  {"largest_safe_chunk", largest}, {"heads", hs}, {"seconds", seconds()}});
+      return 0;
+    }
+    fmt::print("chunk-safety: checkpoint '{}' ({} layers x {} heads), {} samples of raw inputs per head (range {}), {}\n",
+               o.checkpoint, ck.layers.size(), ck.layers.empty() ? 0 : ck.layers[0].size(), so.samples, o.range, head);
+    fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}\n", "layer", "head", "unsafe", "overflow", "largest C");
+    for (const HeadChunkSafety& h : heads)
+      fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}\n", h.layer, h.head, pct(h.safety.at.unsafe, h.safety.gates),
+                 pct(h.safety.at.overflow, h.safety.gates), h.safety.largest_safe_chunk);
+    fmt::print("  all heads: {} of gates unsafe at C = {}; largest safe C for every head: {}\n", pct(unsafe, gates),
+               o.chunk, largest);
+    fmt::print("  time: {:.3f} s\n", seconds());
+    return 0;
+  }
+
+  if (!named) {  // a gate dump
+    const GateDump d = value_or_throw(read_gate_dump(o.param, ps));
+    if (o.chunk > d.time)
+      throw UsageError(fmt::format("chunk size C = {} is larger than the dump's sequence (time {})", o.chunk, d.time));
+    const DumpChunkSafety r = value_or_throw(analyze_chunk_safety(d, o.chunk, prec, ro, o.threads));
+    if (!o.out.empty()) {
+      AtomicFile f;
+      ok_or_throw(f.open(o.out));
+      std::string buf = "b,t,h,alpha,beta,mu,eta,log_alpha,log_mu,log_cancellation,max_exponent,predicted_error,safe\n";
+      for (int64_t b = 0; b < d.batch; ++b)
+        for (int64_t t = 0; t < d.time; ++t)
+          for (int64_t h = 0; h < d.heads; ++h) {
+            const Gates& g = d.at(b, t, h);
+            const ChunkRisk k = chunk_risk(g, o.chunk, prec, ro);
+            buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", b, t, h, g.alpha, g.beta, g.mu, g.eta,
+                               g.log_alpha, g.log_mu, k.log_cancellation, k.max_exponent, k.predicted_error,
+                               int(chunk_safe(k, o.tol)));
+            if (buf.size() > (1u << 20)) ok_or_throw(f.write(buf)), buf.clear();
+          }
+      ok_or_throw(f.write(buf));
+      ok_or_throw(f.commit());
+    }
+    const double nch = std::max(1.0, double(r.chunks)), ntok = std::max(1.0, double(d.gates.size()));
+    if (json) {
+      print_json({{"mode", "dump"}, {"file", o.param}, {"batch", d.batch}, {"time", d.time}, {"heads", d.heads},
+                  {"chunk", o.chunk}, {"precision", std::string(to_string(prec))}, {"tolerance", o.tol},
+                  {"tokens", counts_json(r.tokens)}, {"chunks", r.chunks}, {"unsafe_chunks", r.unsafe_chunks},
+                  {"fraction_unsafe_chunks", double(r.unsafe_chunks) / nch},
+                  {"fraction_overflow_chunks", double(r.overflow_chunks) / nch},
+                  {"fraction_tokens_in_unsafe_chunks", double(r.tokens_in_unsafe_chunks) / ntok},
+                  {"largest_safe_pow2_chunks", r.largest_safe_pow2}, {"seconds", seconds()}});
+      return 0;
+    }
+    fmt::print("chunk-safety: gate dump '{}' ({}, batch {}, time {}, heads {}), {}\n", o.param, d.format, d.batch,
+               d.time, d.heads, head);
+    fmt::print("  each token's gates held constant over a chunk:\n");
+    print_counts(r.tokens, "tokens", prec);
+    fmt::print("  the dump's own chunks:  {} of {} unsafe ({}), {} overflow; {} of the tokens lie in unsafe chunks\n",
+               r.unsafe_chunks, r.chunks, pct(r.unsafe_chunks, r.chunks), pct(r.overflow_chunks, r.chunks),
+               pct(r.tokens_in_unsafe_chunks, long(d.gates.size())));
+    fmt::print("  largest safe power-of-two C for every chunk of the dump: {}\n", r.largest_safe_pow2);
+    if (r.worst_b >= 0)
+      fmt::print("  worst chunk: batch {} head {} from token {}: Lambda = {}, predicted error {}\n", r.worst_b,
+                 r.worst_h, r.worst_t, num(r.worst_risk.log_cancellation), num(r.worst_risk.predicted_error));
+    fmt::print("  time: {:.3f} s\n", seconds());
+    return 0;
+  }
+
+  ParamConfig c = value_or_throw(reference_config(o.model));
+  if (o.min_log_mu) c.min_log_mu = *o.min_log_mu;
+  if (o.hidden_size) c.hidden_size = *o.hidden_size;
+  if (o.tau_factor) c.tau_factor = *o.tau_factor;
+  ok_or_throw(check(c));
+  so.samples = o.samples.value_or(20000);
+  const auto samples = value_or_throw(sample_reachable_gates(*named, c, so));
+  std::vector<Gates> gates;
+  std::vector<Gates> initial;
+  for (const SampledGate& s : samples) {
+    gates.push_back(s.mapped.gates);
+    if (s.range == SampleRange::kInitial) initial.push_back(s.mapped.gates);
+  }
+  const GateSetChunkSafety all = analyze_chunk_safety(gates, o.chunk, prec, ro, o.threads);
+  const GateSetChunkSafety init = analyze_chunk_safety(initial, o.chunk, prec, ro, o.threads);
+  if (!o.out.empty()) {
+    AtomicFile f;
+    ok_or_throw(f.open(o.out));
+    std::string buf = "alpha,beta,mu,eta,log_alpha,log_mu,kind,range,log_cancellation,max_exponent,predicted_error,safe\n";
+    for (const SampledGate& s : samples) {
+      const Gates& g = s.mapped.gates;
+      const ChunkRisk k = chunk_risk(g, o.chunk, prec, ro);
+      buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", g.alpha, g.beta, g.mu, g.eta, g.log_alpha,
+                         g.log_mu, to_string(s.kind), to_string(s.range), k.log_cancellation, k.max_exponent,
+                         k.predicted_error, int(chunk_safe(k, o.tol)));
+      if (buf.size() > (1u << 20)) ok_or_throw(f.write(buf)), buf.clear();
+    }
+    ok_or_throw(f.write(buf));
+    ok_or_throw(f.commit());
+  }
+  if (json) {
+    nlohmann::json j = {{"mode", "parametrization"}, {"param", to_string(*named)}, {"model", o.model},
+                        {"min_log_mu", number_or_null(c.min_log_mu)}, {"samples", so.samples},
+                        {"range", o.range}, {"chunk", o.chunk}, {"precision", std::string(to_string(prec))},
+                        {"tolerance", o.tol}, {"all", counts_json(all)}, {"initial", counts_json(init)},
+                        {"seconds", seconds()}};
+    if (all.worst >= 0)
+      j["worst"] = {{"gates", gates_json(gates[size_t(all.worst)])},
+                    {"log_cancellation", number_or_null(all.worst_risk.log_cancellation)},
+                    {"max_exponent", number_or_null(all.worst_risk.max_exponent)},
+                    {"predicted_error", all.worst_risk.predicted_error}};
+    print_json(j);
+    return 0;
+  }
+  fmt::print("chunk-safety: parametrization {} ({}, min_log_mu {}), {} samples (range {}), {}\n", to_string(*named),
+             o.model, num(c.min_log_mu), so.samples, o.range, head);
+  fmt::print(" all samples:\n");
+  print_counts(all, "gates", prec);
+  if (!initial.empty() && initial.size() != gates.size()) {
+    fmt::print(" samples from the initialization ranges only:\n");
+    print_counts(init, "gates", prec);
+  }
+  if (all.worst >= 0)
+    fmt::print("  worst gate at C = {}: {} (Lambda = {}, largest exponent {})\n", o.chunk,
+               gates_text(gates[size_t(all.worst)]), num(all.worst_risk.log_cancellation),
+               num(all.worst_risk.max_exponent));
+  if (*named == Parametrization::kGdn)
+    fmt::print("  note: GDN has mu = 0, whose log the reordered MDN algorithm cannot take\n");
+  fmt::print("  time: {:.3f} s\n", seconds());
+  return 0;
+}
+
 int run_chunk_safety(const ChunkSafetyOptions& o, const App& app) {
+  if (!o.param.empty() || !o.checkpoint.empty()) return run_param_mode(o, app);
   ChunkMapSpec spec;
   spec.precision = value_or_throw(parse_precision(o.precision));
   spec.p_scale = resolve_p_scale(o.p_scale);
@@ -215,14 +477,31 @@ void setup_chunk_safety(App& app) {
       ->capture_default_str();
   sub->add_option("--dk", o->dk, "key dimension")->capture_default_str();
   sub->add_option("--dv", o->dv, "value dimension")->capture_default_str();
-  sub->add_option("--steps", o->steps, "sequence length T")->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed of the random q, k, v")->capture_default_str();
+  sub->add_option("--steps", o->steps, "sequence length T (with --param: the length the rule assumes)")
+      ->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed of the random q, k, v (or of the samples)")->capture_default_str();
   sub->add_option("--tolerance", o->tol, "relative error above which a point is broken")->capture_default_str();
   sub->add_option("--beta-eps", o->beta_eps, "weights from log(beta + EPS) (the reference kernel: 1e-6)")
       ->capture_default_str();
   sub->add_option("--threads", o->threads, "threads (0: all cores)")->capture_default_str();
   sub->add_option("--max-hours", o->max_hours, "refuse grids estimated to take longer")->capture_default_str();
-  sub->add_option("--out", o->out, "CSV file, one row per grid point");
+  sub->add_option("--out", o->out,
+                  "CSV: one row per grid point (grid), sample (--param NAME), token (--param FILE) or head "
+                  "(--checkpoint)");
+  sub->add_option("--param", o->param,
+                  "instead of a grid: mdn, mdn-unconstrained or gdn (sample the parametrization), or a gate dump FILE "
+                  "(CSV or safetensors [batch, time, heads])");
+  sub->add_option("--checkpoint", o->checkpoint, "instead of a grid: a trained MDN model (folder or .safetensors)");
+  sub->add_option("--model", o->model, "reference config for --param/--checkpoint: 400M or 1.3B")
+      ->check(CLI::IsMember({"400M", "1.3B"}))
+      ->capture_default_str();
+  sub->add_option("--min-log-mu", o->min_log_mu, "lower clamp of log_mu (default: the model's)");
+  sub->add_option("--hidden-size", o->hidden_size, "hidden size (tau = sqrt(hidden_size / tau_factor))");
+  sub->add_option("--tau-factor", o->tau_factor, "tau factor");
+  sub->add_option("--samples", o->samples, "samples (20000 for a parametrization, 4000 per head for a checkpoint)");
+  sub->add_option("--range", o->range, "sampling range: initial, wide or both")
+      ->check(CLI::IsMember({"initial", "wide", "both"}))
+      ->capture_default_str();
   app.add_command(sub, [o, &app] { return run_chunk_safety(*o, app); });
 }
 

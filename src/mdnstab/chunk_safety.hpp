@@ -34,9 +34,12 @@
 #include <string>
 #include <vector>
 
+#include "mdnstab/checkpoint.hpp"
 #include "mdnstab/chunk_ref.hpp"
+#include "mdnstab/gate_dump.hpp"
 #include "mdnstab/gates.hpp"
 #include "mdnstab/precision.hpp"
+#include "mdnstab/sampling.hpp"
 #include "mdnstab/status.hpp"
 #include "mdnstab/sweep.hpp"
 
@@ -151,5 +154,57 @@ Status check(const ChunkMapSpec& spec);
 // Estimated seconds on `threads` cores (from the multiply-add count).
 double estimate_seconds(const ChunkMapSpec& spec, int threads);
 Result<ChunkMapSummary> run_chunk_map(const ChunkMapSpec& spec);
+
+// ---------- gate sets: a parametrization's samples, a gate dump, a checkpoint ----------
+
+// The chunk sizes whose unsafe fractions are always reported (the kernels' usual ones).
+inline constexpr int kReportedChunks[] = {16, 32, 64, 128, 256};
+
+struct ChunkCount {
+  int chunk = 0;
+  long unsafe = 0;    // gate sets the rule calls unsafe at this C
+  long overflow = 0;  // of which an exponent overflows (the kernel returns inf/NaN)
+};
+
+// Every gate set held constant over a chunk (the worst case of a gate that recurs).
+struct GateSetChunkSafety {
+  long gates = 0;
+  ChunkCount at;                   // at the requested C
+  std::vector<ChunkCount> by_chunk;  // kReportedChunks
+  int largest_safe_chunk = 0;      // any C in [1, kMaxChunk]; 0: unsafe even at C = 1
+  int largest_safe_pow2 = 0;       // the largest power of two <= largest_safe_chunk (0 if none)
+  long worst = -1;                 // index of the gate set with the largest Lambda at C (first of equals)
+  ChunkRisk worst_risk;
+};
+
+// Evaluates the rule for every gate set on all cores (threads = 0: all).
+GateSetChunkSafety analyze_chunk_safety(std::span<const Gates> gates, int C, Precision p, const ChunkRuleOptions& o,
+                                        int threads = 0);
+
+// A dump of per-token gates [B,T,H]: every token held constant (`tokens`), and
+// the dump's own chunks of C consecutive tokens of one batch row and head, judged
+// with their per-token gates (`chunks`).
+struct DumpChunkSafety {
+  GateSetChunkSafety tokens;
+  long chunks = 0, unsafe_chunks = 0, overflow_chunks = 0;
+  long tokens_in_unsafe_chunks = 0;
+  // The largest power of two C for which every chunk of the dump is safe.
+  int largest_safe_pow2 = 0;
+  int64_t worst_b = -1, worst_t = -1, worst_h = -1;  // start of the worst chunk at C
+  ChunkRisk worst_risk;
+};
+Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
+                                             int threads = 0);
+
+struct HeadChunkSafety {
+  int layer = 0, head = 0;
+  HeadParams params;
+  GateSetChunkSafety safety;
+};
+// Each head of a checkpoint: its learned parameters fixed, raw inputs sampled
+// (sampling.head is overridden), every sample's gates held constant.
+Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, Parametrization param,
+                                                          const SamplingOptions& sampling, int C, Precision p,
+                                                          const ChunkRuleOptions& o);
 
 }  // namespace mdnstab

@@ -4,8 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "run_cli.hpp"
 
@@ -140,6 +145,111 @@ TEST(CliSweep, ChunkSafeMetricIsTheRulesVerdict) {
              "fp8");
   expect_bad("sweep --axis log_alpha=-1:0:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe --chunk 0",
              "--chunk");
+}
+
+TEST(CliChunkSafetyParam, ParametrizationFractionsAndLargestChunk) {
+  const auto d = scratch_dir("chunk_param");
+  const auto out = d / "samples.csv";
+  auto r = run_cli("--format json chunk-safety --param mdn --samples 2000 --chunk 64 --precision fp32 --out " +
+                   out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["mode"], "parametrization");
+  EXPECT_EQ(j["all"]["gates"], 2000);
+  // min_log_mu = -2 at 400M: gates with alpha ~ 1 and mu = e^-2 are reachable and
+  // overflow at C = 64 in fp32 (DESIGN.md section 5).
+  EXPECT_GT(j["all"]["fraction_overflow"].get<double>(), 0.0);
+  EXPECT_GT(j["all"]["fraction_unsafe"].get<double>(), j["all"]["fraction_overflow"].get<double>());
+  EXPECT_LT(j["all"]["fraction_unsafe"].get<double>(), 1.0);
+  double prev = 0;
+  for (const json& c : j["all"]["by_chunk"]) {  // larger chunks are never safer
+    EXPECT_GE(c["fraction_unsafe"].get<double>(), prev);
+    prev = c["fraction_unsafe"].get<double>();
+  }
+  EXPECT_GE(j["all"]["largest_safe_chunk"].get<int>(), 1);
+  EXPECT_LT(j["all"]["largest_safe_chunk"].get<int>(), 64);
+  EXPECT_EQ(count_lines(slurp(out)), 1 + 2000);
+  // At 1.3B min_log_mu = -1 keeps every exponent finite: 63 * 1 + log(beta) < 88.7.
+  r = run_cli("--format json chunk-safety --param mdn --model 1.3B --samples 2000 --chunk 64");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["all"]["fraction_overflow"].get<double>(), 0.0);
+  r = run_cli("chunk-safety --param mdn --samples 500 --chunk 32 --precision bf16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("largest safe C"), std::string::npos);
+}
+
+TEST(CliChunkSafetyParam, GateDumpCsv) {
+  const auto d = scratch_dir("chunk_dump");
+  const auto csv = d / "gates.csv";
+  {
+    std::ofstream f(csv);
+    f << "log_alpha,beta,log_mu,eta\n";
+    for (int t = 0; t < 128; ++t) f << (t < 64 ? "-1,0.1,-1,1\n" : "-0.5,0.1,-1,1\n");
+  }
+  auto r = run_cli("--format json chunk-safety --param " + csv.string() + " --chunk 64 --precision fp32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["mode"], "dump");
+  EXPECT_EQ(j["chunks"], 2);
+  EXPECT_EQ(j["unsafe_chunks"], 1);  // the second chunk, alpha = e^-0.5 > mu = e^-1
+  EXPECT_DOUBLE_EQ(j["fraction_tokens_in_unsafe_chunks"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(j["tokens"]["fraction_unsafe"].get<double>(), 0.5);
+  EXPECT_GE(j["largest_safe_pow2_chunks"].get<int>(), 8);
+  EXPECT_LE(j["largest_safe_pow2_chunks"].get<int>(), 32);
+  expect_bad("chunk-safety --param " + csv.string() + " --chunk 256", "larger than the dump");
+}
+
+// A checkpoint file written by hand: F64 tensors [2] for one layer.
+void write_checkpoint(const std::filesystem::path& path) {
+  const char* names[] = {"A_log", "Mu_log", "dt_bias", "mu_bias", "log_factor"};
+  const double values[5][2] = {{0.5, 2.0}, {1.0, 2.5}, {-4.0, -3.0}, {-4.5, -3.5}, {0.0, 1.0}};
+  json h = json::object();
+  std::vector<char> data;
+  for (int i = 0; i < 5; ++i) {
+    const size_t begin = data.size();
+    data.resize(begin + 16);
+    std::memcpy(&data[begin], values[i], 16);
+    h[std::string("model.layers.0.attn.") + names[i]] = {
+        {"dtype", "F64"}, {"shape", {2}}, {"data_offsets", {begin, begin + 16}}};
+  }
+  std::string header = h.dump();
+  while (header.size() % 8) header += ' ';
+  std::ofstream f(path, std::ios::binary);
+  const uint64_t n = header.size();
+  f.write(reinterpret_cast<const char*>(&n), 8);
+  f << header;
+  f.write(data.data(), std::streamsize(data.size()));
+}
+
+TEST(CliChunkSafetyParam, CheckpointPerHead) {
+  const auto d = scratch_dir("chunk_ckpt");
+  const auto st = d / "model.safetensors";
+  write_checkpoint(st);
+  const auto out = d / "heads.csv";
+  auto r = run_cli("--format json chunk-safety --checkpoint " + st.string() + " --samples 300 --chunk 64 --out " +
+                   out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["mode"], "checkpoint");
+  ASSERT_EQ(j["heads"].size(), 2u);
+  EXPECT_EQ(j["gates"], 600);
+  EXPECT_EQ(count_lines(slurp(out)), 1 + 2);
+  r = run_cli("chunk-safety --checkpoint " + st.string() + " --samples 100");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("all heads"), std::string::npos);
+}
+
+TEST(CliChunkSafetyParam, BadInput) {
+  const auto d = scratch_dir("chunk_param_bad");
+  const std::string out = " --out " + (d / "x.csv").string();
+  expect_bad("chunk-safety --param bogus" + out, "bogus");
+  expect_bad("chunk-safety --param mdn --axis log_alpha=-1:0:3" + out, "not both");
+  expect_bad("chunk-safety --param mdn --samples 0" + out, "--samples");
+  expect_bad("chunk-safety --param mdn --chunk 0" + out, "C = 0");
+  expect_bad("chunk-safety --param mdn --precision e4m3" + out, "e4m3");
+  expect_bad("chunk-safety --param mdn --model 7B" + out, "model");
+  expect_bad("chunk-safety --checkpoint " + (d / "missing").string() + out, "missing");
+  EXPECT_EQ(count_entries(d), 0);
 }
 
 }  // namespace
