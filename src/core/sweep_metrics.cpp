@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "mdnstab/certify.hpp"
+#include "mdnstab/chunk_safety.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab {
@@ -137,6 +138,25 @@ std::vector<MetricDef> make_metrics() {
     m.eval = [](const SweepPointContext& c, double* out) {
       const Certificate* k = point_certificate(c.gates, true);
       out[0] = k ? double(int(k->verdict)) : NAN;
+    };
+    v.push_back(std::move(m));
+  }
+  {
+    MetricDef m;
+    m.name = "chunk_safe";
+    m.help = "1 when the chunk-safety rule calls the reordered chunkwise algorithm safe at --chunk and "
+             "--precision; and its predicted relative error";
+    m.columns = {"chunk_safe", "chunk_predicted_error"};
+    m.needs_spectrum = false;
+    m.default_on = false;
+    m.eval = [](const SweepPointContext& c, double* out) {
+      const SweepChunkConfig cfg = c.chunk ? *c.chunk : SweepChunkConfig{};
+      ChunkRuleOptions o;
+      o.tol = cfg.tol;
+      o.steps = cfg.steps;
+      const ChunkRisk r = chunk_risk(c.gates, cfg.chunk, cfg.precision, o);
+      out[0] = chunk_safe(r, cfg.tol) ? 1 : 0;
+      out[1] = r.predicted_error;
     };
     v.push_back(std::move(m));
   }
