@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 
+#include "mdnstab/continuous_time.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab {
@@ -21,6 +22,22 @@ MetricDef per_block(std::string name, std::string help, double (*get)(const Bloc
   m.eval = [get](const SweepPointContext& c, double* out) {
     out[0] = get(c.spectrum->parallel);
     out[1] = get(c.spectrum->perpendicular);
+  };
+  return m;
+}
+
+// A continuous-time figure of both blocks (src/core/continuous_time.cpp),
+// built on the spectrum the sweep already computed.
+MetricDef per_block_ct(std::string name, std::string help, double (*get)(const ContinuousTime&)) {
+  MetricDef m;
+  m.columns = {name + "_par", name + "_perp"};
+  m.name = std::move(name);
+  m.help = std::move(help);
+  m.default_on = false;  // zeta and w_n repeat damping_ratio and natural_frequency but at the edges
+  m.eval = [get](const SweepPointContext& c, double* out) {
+    const double log_det = c.gates.log_alpha + c.gates.log_mu;
+    out[0] = get(continuous_time(a_par(c.gates), c.spectrum->parallel, log_det));
+    out[1] = get(continuous_time(a_perp(c.gates), c.spectrum->perpendicular, log_det));
   };
   return m;
 }
@@ -77,6 +94,20 @@ std::vector<MetricDef> make_metrics() {
                         [](const BlockSpectrum& b) { return b.half_life; }));
   v.push_back(per_block("transient_peak", "max_t |A^t|_2 (inf: rho >= 1)",
                         [](const BlockSpectrum& b) { return b.transient_peak; }, true));
+  v.push_back(per_block_ct("zeta", "damping ratio of the real log(A) (inf at a unit eigenvalue; empty: none)",
+                           [](const ContinuousTime& c) { return or_none(c.zeta); }));
+  v.push_back(per_block_ct("w_n", "natural frequency of log(A) in rad/step (0 at a unit eigenvalue; empty: none)",
+                           [](const ContinuousTime& c) { return or_none(c.w_n); }));
+  v.push_back(per_block_ct("q_factor", "quality factor 1/(2 zeta) (empty: none)",
+                           [](const ContinuousTime& c) { return or_none(c.q_factor); }));
+  {
+    MetricDef m = per_block_ct("ct_class", "continuous-time class of log(A)",
+                               [](const ContinuousTime& c) { return double(int(c.cls)); });
+    // In CtClass order; labels are CSV fields, so no spaces.
+    static_assert(int(CtClass::kNoRealEquivalent) == 4, "ct_class labels follow CtClass");
+    m.labels = {"underdamped", "critically_damped", "overdamped", "saddle", "no_real_equivalent"};
+    v.push_back(std::move(m));
+  }
   return v;
 }
 
