@@ -377,7 +377,8 @@ Result<OmegaRange> parse_omega_range(std::string_view spec) {
   if (r.n > kMaxOmegaPoints)
     return error(Code::kTooLarge, fmt::format("--omega '{}': N = {} exceeds {} points", spec, r.n, kMaxOmegaPoints));
   for (long i = 0; i < r.n; ++i)
-    if (Status s = check_omega(r.at(i)); !s.is_ok()) return error(s.code, "--omega " + s.message);
+    if (Status s = check_omega(r.at(i)); !s.is_ok())
+      return error(s.code, fmt::format("--omega '{}': {}", spec, s.message));
   return r;
 }
 
