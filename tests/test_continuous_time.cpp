@@ -12,6 +12,7 @@
 #include <Eigen/Dense>
 #include <unsupported/Eigen/MatrixFunctions>
 
+#include "mdnstab/certify.hpp"
 #include "mdnstab/continuous_time.hpp"
 
 namespace mdnstab {
@@ -320,6 +321,16 @@ TEST(Rotation, DiscreteGrowthMatchesASimulatedKeySchedule) {
     }
     EXPECT_NEAR(log_norm / steps, discrete_rotating_log_growth(P, Q, RotationSetup{2}, th), 2e-3) << th;
   }
+}
+
+TEST(Rotation, DiscreteGrowthAgreesWithCertifyRotationGrowth) {
+  // Two implementations of rho((R(theta)^T (x) I) T(k0)): Eigen on the 4x4
+  // here, the certify engine's own closed form there; both double precision.
+  for (const Gates& g : {gates(0.99, 0.9, 0.99, 1.9), gates(0.9, 0.5, 0.8, 1.0), gates(0.9, 1.0, 0.01, 2.0)})
+    for (double th : {0.1, 0.8689, 1.3, 2.5})
+      EXPECT_NEAR(std::exp(discrete_rotating_log_growth(a_par(g), a_perp(g), RotationSetup{2}, th)),
+                  rotation_growth(g, th), 1e-12)
+          << g.alpha << " " << th;
 }
 
 TEST(Rotation, ResonanceAndScan) {

@@ -6,11 +6,13 @@
 #include <memory>
 #include <numbers>
 #include <optional>
+#include <span>
 
 #include <fmt/format.h>
 
 #include "app.hpp"
 #include "mdnstab/atomic_file.hpp"
+#include "mdnstab/certify.hpp"
 #include "mdnstab/continuous_time.hpp"
 
 namespace mdnstab::cli {
@@ -143,6 +145,16 @@ int run_ode(const OdeOptions& o, const App& app) {
   if (tb.exists) tr = value_or_throw(integrate_trajectory(par ? a_par(g) : a_perp(g), tb, topt));
   std::optional<RotationScan> sc;
   if (rot_ok) sc = value_or_throw(rotation_scan(g, ct, rs, range, topt.tol));
+  // The discrete worst case from `certify` (src/core/certify*.cpp): its
+  // rotating-key witness beside the continuous flow at the same angle.
+  const Result<Certificate> cert = certify(std::span<const Gates>(&g, 1));
+  std::optional<double> cont_at_witness, cont_at_witness_cf;
+  if (cert.is_ok() && rot_ok && cert.value.witness.kind == Witness::Kind::kRotation &&
+      check_omega(cert.value.witness.angle).is_ok()) {
+    const double w = cert.value.witness.angle;
+    cont_at_witness = value_or_throw(rotating_rate_odeint(ct.parallel.log, ct.perpendicular.log, rs, w, topt.tol)).rate;
+    cont_at_witness_cf = value_or_throw(rotating_rate_closed_form(ct.parallel.log, ct.perpendicular.log, rs, w));
+  }
 
   // Both files are written whole before either is renamed into place.
   AtomicFile f_traj, f_scan;
@@ -215,6 +227,19 @@ int run_ode(const OdeOptions& o, const App& app) {
                                  ct.parallel.exists ? ct.perpendicular.reason : ct.parallel.reason);
     }
     j["rotation"] = jr;
+    if (cert.is_ok()) {
+      const Certificate& c = cert.value;
+      const bool rot = c.witness.kind == Witness::Kind::kRotation;
+      j["certify"] = {{"upper_bound", c.upper_bound},
+                      {"lower_bound", c.lower_bound},
+                      {"verdict", to_string(c.verdict)},
+                      {"witness_kind", to_string(c.witness.kind)},
+                      {"witness_angle", rot ? nlohmann::json(c.witness.angle) : nlohmann::json(nullptr)},
+                      {"continuous_rate_at_witness_angle", opt_json(cont_at_witness)},
+                      {"continuous_rate_closed_form_at_witness_angle", opt_json(cont_at_witness_cf)}};
+    } else {
+      j["certify"] = {{"error", cert.status.message}};
+    }
     print_json(j);
     return 0;
   }
@@ -261,10 +286,31 @@ int run_ode(const OdeOptions& o, const App& app) {
   else
     fmt::print("  not available: {}\n", tb.reason);
 
+  auto print_certify = [&] {
+    if (!cert.is_ok()) {
+      fmt::print("  certify: not available ({})\n", cert.status.message);
+      return;
+    }
+    const Certificate& c = cert.value;
+    fmt::print("  certify (discrete keys, every sequence): gamma = {} (upper bound), witness {} per step (lower "
+               "bound), verdict {}\n",
+               num(c.upper_bound), num(c.lower_bound), to_string(c.verdict));
+    if (c.witness.kind == Witness::Kind::kRotation) {
+      fmt::print("    witness: keys turning {} rad/step grow x{} per step", num(c.witness.angle), num(c.lower_bound));
+      if (cont_at_witness)
+        fmt::print("; the key turning continuously at omega = {}: rate {} per step (x{}; closed form {})",
+                   num(c.witness.angle), num(*cont_at_witness), num(std::exp(*cont_at_witness)),
+                   num(*cont_at_witness_cf));
+      fmt::print("\n");
+    } else if (c.witness.kind == Witness::Kind::kSwitching) {
+      fmt::print("    witness: a switching schedule of period {} (no single angle)\n", c.witness.period);
+    }
+  };
   fmt::print("rotating key ({}), x' = G(k(t)) x, growth rate per step:\n", setup);
   if (!sc) {
     fmt::print("  not available: {} has no real logarithm ({})\n", a.exists ? "A_perp" : "A_par",
                a.exists ? b.reason : a.reason);
+    print_certify();
     return 0;
   }
   fmt::print("  {:>10}  {:>14}  {:>14}  {:>11}  {:>22}\n", "omega", "rate (Odeint)", "closed form", "growth/step",
@@ -284,6 +330,7 @@ int run_ode(const OdeOptions& o, const App& app) {
              num(sc->omega[q]), num(std::exp(sc->discrete_log_growth[q])));
   fmt::print("  Odeint vs closed form: largest disagreement {} over {} Odeint steps{}\n", num(sc->max_abs_disagreement),
              sc->steps, o.scan_out.empty() ? "" : " -> " + o.scan_out);
+  print_certify();
   return 0;
 }
 

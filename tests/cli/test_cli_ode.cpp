@@ -57,6 +57,14 @@ TEST(CliOde, JsonReportsAllThreeParts) {
   EXPECT_GT(rot["peak"]["rate"].get<double>(), 0.0);
   EXPECT_TRUE(rot["peak"]["unstable"].get<bool>());
   EXPECT_GT(rot["discrete_peak"]["growth_per_step"].get<double>(), 1.0);
+  // certify's rotating witness maximises over all angles: at least the grid's best.
+  const json& c = j["certify"];
+  EXPECT_EQ(c["verdict"], "refuted");
+  EXPECT_EQ(c["witness_kind"], "rotation");
+  EXPECT_GE(c["lower_bound"].get<double>() * (1 + 1e-9), rot["discrete_peak"]["growth_per_step"].get<double>());
+  EXPECT_GE(c["upper_bound"].get<double>() * (1 + 1e-9), c["lower_bound"].get<double>());
+  EXPECT_NEAR(c["continuous_rate_at_witness_angle"].get<double>(),
+              c["continuous_rate_closed_form_at_witness_angle"].get<double>(), 1e-6);
 }
 
 TEST(CliOde, TrajectoryCsvHoldsBothSolutions) {
