@@ -199,6 +199,10 @@ TEST(ContinuousTime, NoRealEquivalentForNegativeOrZeroEigenvalues) {
   EXPECT_FALSE(z.parallel.exists);
   EXPECT_FALSE(z.perpendicular.exists);
   EXPECT_NE(z.perpendicular.reason.find("eigenvalue 0"), std::string::npos);
+  // alpha = 0 with p-scale one: det A_par = 0 although its entries are not triangular.
+  const FrozenContinuousTime z1 = analyze_continuous_time(gates(0.0, 0.7, 0.6, 1.3, PScale::kOne));
+  EXPECT_FALSE(z1.parallel.exists);
+  EXPECT_NE(z1.parallel.reason.find("eigenvalue 0"), std::string::npos);
   // A repeated negative eigenvalue with one eigenvector (general matrix).
   const ContinuousTime jn = continuous_time(Mat2{-0.5, 1.0, 0.0, -0.5});
   EXPECT_FALSE(jn.exists);

@@ -74,9 +74,14 @@ ContinuousTime continuous_time(const Mat2& a, const BlockSpectrum& s, double log
   const bool repeated_unit = !e.complex_pair && std::abs(e.l1.real()) == 1 && e.l1 == e.l2;
   ct.decays = rho < 1;
   ct.grows = rho > 1 || (repeated_unit && !scalar);
-  if (!std::isfinite(log_det)) {
+  if (std::isnan(log_det)) {  // -inf is exact: det = alpha*mu = 0
     const double det = a.det();
     log_det = det > 0 ? std::log(det) : -kInf;
+  }
+  if (log_det == -kInf) {
+    // det = alpha*mu = 0 exactly: the rounded eigenvalue of A may miss 0 by an ulp.
+    ct.reason = "eigenvalue 0 (det A = 0): A erases a direction in one step, which no flow exp(tL) can do";
+    return ct;
   }
   const double m = 0.5 * (a.a + a.d);
   const double lnr = 0.5 * log_det;  // ln sqrt(det): the mean of ln l1 and ln l2
@@ -412,11 +417,25 @@ Result<RotatingRate> rotating_rate_odeint(const Mat2& l_par, const Mat2& l_perp,
     horizon = period * std::ceil(1.0 / period);
   }
   using State = std::vector<double>;  // [n*n] the fundamental matrix, column-major
+  // G(k) x = k (x) (L_par - L_perp) (sum_j k_j x_j) + (I (x) L_perp) x per column x
+  // ([DK,2] pairs x_j): O(DK) per column, no matrix G formed, nothing allocated.
+  const Eigen::Matrix2d delta = par - perp;
+  const double st = std::sin(r.tilt), ct = std::cos(r.tilt);
   auto sys = [&](const State& x, State& dxdt, double t) {
-    const Eigen::MatrixXd G = key_operator(key_at(r, omega * t), par, perp);
-    Eigen::Map<const Eigen::MatrixXd> X(x.data(), n, n);
-    Eigen::Map<Eigen::MatrixXd> D(dxdt.data(), n, n);
-    D.noalias() = G * X;
+    const double c = std::cos(omega * t), s = std::sin(omega * t);
+    const double k[3] = {r.dk == 2 ? c : st * c, r.dk == 2 ? s : st * s, ct};  // k(t)
+    for (int col = 0; col < n; ++col) {
+      const double* xc = x.data() + size_t(col) * n;  // [DK,2]
+      double* dc = dxdt.data() + size_t(col) * n;     // [DK,2]
+      Eigen::Vector2d u = Eigen::Vector2d::Zero();
+      for (int j = 0; j < r.dk; ++j) u += k[j] * Eigen::Vector2d(xc[2 * j], xc[2 * j + 1]);
+      const Eigen::Vector2d v = delta * u;
+      for (int i = 0; i < r.dk; ++i) {
+        const Eigen::Vector2d y = k[i] * v + perp * Eigen::Vector2d(xc[2 * i], xc[2 * i + 1]);
+        dc[2 * i] = y(0);
+        dc[2 * i + 1] = y(1);
+      }
+    }
   };
   State x(size_t(n) * n, 0.0);
   for (int i = 0; i < n; ++i) x[size_t(i) * n + i] = 1.0;
