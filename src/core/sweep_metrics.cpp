@@ -35,9 +35,20 @@ MetricDef per_block_ct(std::string name, std::string help, double (*get)(const C
   m.help = std::move(help);
   m.default_on = false;  // zeta and w_n repeat damping_ratio and natural_frequency but at the edges
   m.eval = [get](const SweepPointContext& c, double* out) {
-    const double log_det = c.gates.log_alpha + c.gates.log_mu;
-    out[0] = get(continuous_time(a_par(c.gates), c.spectrum->parallel, log_det));
-    out[1] = get(continuous_time(a_perp(c.gates), c.spectrum->perpendicular, log_det));
+    // The four ct metrics of one point share one evaluation: each thread keeps
+    // the last point's result (the engine evaluates a point's metrics in a row).
+    thread_local Gates last{NAN, NAN, NAN, NAN, NAN, NAN};
+    thread_local FrozenContinuousTime ct;
+    const Gates& g = c.gates;
+    if (g.alpha != last.alpha || g.beta != last.beta || g.mu != last.mu || g.eta != last.eta ||
+        g.log_alpha != last.log_alpha || g.log_mu != last.log_mu || g.p_scale != last.p_scale) {
+      const double log_det = g.log_alpha + g.log_mu;
+      ct.parallel = continuous_time(a_par(g), c.spectrum->parallel, log_det);
+      ct.perpendicular = continuous_time(a_perp(g), c.spectrum->perpendicular, log_det);
+      last = g;
+    }
+    out[0] = get(ct.parallel);
+    out[1] = get(ct.perpendicular);
   };
   return m;
 }
