@@ -344,7 +344,7 @@ void setup_ode(App& app) {
   sub->add_option("--block", o->block, "block whose trajectory is integrated: par (A_par) or perp (A_perp)")
       ->check(CLI::IsMember({"par", "perp"}))
       ->capture_default_str();
-  sub->add_option("--x0", o->x0, "initial state s,m of the trajectory")->delimiter(',')->expected(2);
+  sub->add_option("--x0", o->x0, "initial state s,m of the trajectory (default 1,0)")->delimiter(',')->expected(2);
   sub->add_option("--t-end", o->t_end, "end of the trajectory in steps (> 0)")->capture_default_str();
   sub->add_option("--abs-tol", o->abs_tol, "Odeint absolute tolerance (> 0)")->capture_default_str();
   sub->add_option("--rel-tol", o->rel_tol, "Odeint relative tolerance (1e-15 to 1)")->capture_default_str();

@@ -3,9 +3,11 @@
 // exit code 2, one line naming the value, and no file left.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
-#include <numbers>
 #include <sstream>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "run_cli.hpp"
