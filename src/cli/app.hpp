@@ -71,5 +71,7 @@ void setup_sweep(App& app);
 void setup_certify(App& app);
 void setup_lyapunov(App& app);
 void setup_constraint(App& app);
+void setup_chunk_safety(App& app);
+void setup_ode(App& app);
 
 }  // namespace mdnstab::cli

@@ -11,8 +11,8 @@ namespace mdnstab {
 namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 // Beyond this many powers the running maximum is returned; reached only for
-// rho > 1 - 1e-7 or so, where the half-life alone is millions of steps.
-constexpr long kMaxPeakSteps = 1L << 26;
+// rho > 1 - 1e-6 or so, where the half-life alone is ~10^6 steps.
+constexpr long kMaxPeakSteps = 1L << 24;
 }  // namespace
 
 const char* to_string(Regime r) { return r == Regime::kComplex ? "complex" : "real"; }
@@ -27,12 +27,16 @@ Eigenvalues2 eigenvalues(const Mat2& m) {
     return e;
   }
   const double half = 0.5 * (m.a + m.d);
-  const double dd = 0.5 * (m.a - m.d);
-  // disc = trace^2/4 - det = ((a - d)/2)^2 + bc, formed with fma so that the
-  // sign is right within an ulp of the complex/real boundary.
-  const double w = m.b * m.c;
-  const double err = std::fma(m.b, m.c, -w);
-  const double disc = std::fma(dd, dd, w) + err;
+  // disc = trace^2/4 - det = ((a - d)/2)^2 + bc, evaluated in double-double
+  // (TwoSum for a - d, fma for the products) so that its sign and value are
+  // right near the complex/real boundary, where sqrt(disc) amplifies errors.
+  const double diff = m.a - m.d;
+  const double z = diff - m.a;
+  const double diff_lo = (m.a - (diff - z)) - (m.d + z);  // a - d = diff + diff_lo exactly
+  const double dd = 0.5 * diff, dd_lo = 0.5 * diff_lo;
+  const double p = dd * dd, p_lo = std::fma(dd, dd, -p);
+  const double q = m.b * m.c, q_lo = std::fma(m.b, m.c, -q);
+  const double disc = (p + q) + (p_lo + q_lo + 2.0 * dd * dd_lo);
   if (disc >= 0.0) {
     const double s = std::sqrt(disc);
     const double l1 = half + std::copysign(s, half);  // no cancellation
@@ -63,11 +67,16 @@ double transient_peak(const Mat2& m, const Eigenvalues2& eig, double r) {
     if (s - 1 >= s0) b = std::min(b, r > 0 ? s * rs / r : (s == 1 ? 1.0 : 0.0));
     return b;
   };
-  double best = 1.0;  // t = 0
+  double best = 1.0, best2 = 1.0;  // t = 0
   Mat2 p = m;
   double rt = r;  // r^t
   for (long t = 1; t <= kMaxPeakSteps; ++t) {
-    best = std::max(best, norm2(p));
+    // |P|_2 <= |P|_F: the exact norm (a square root) only when it can beat the best.
+    const double f = p.a * p.a + p.b * p.b + p.c * p.c + p.d * p.d;
+    if (f > best2) {
+      best = std::max(best, norm2(p));
+      best2 = best * best;
+    }
     const double s = static_cast<double>(t + 1);
     const double bound = n_a * c1_bound(s, rt * r) + det * c1_bound(s - 1, rt);
     if (bound <= best) break;
@@ -81,12 +90,14 @@ BlockSpectrum analyze_block(const Mat2& m, double log_det, const SpectrumOptions
   BlockSpectrum b;
   b.eig = eigenvalues(m);
   const double a1 = std::abs(b.eig.l1), a2 = std::abs(b.eig.l2);
-  b.spectral_radius = std::max(a1, a2);
   b.regime = b.eig.complex_pair ? Regime::kComplex : Regime::kReal;
   if (!std::isfinite(log_det)) {
     const double det = m.det();
     log_det = det > 0 ? std::log(det) : -kInf;
   }
+  // A complex pair has |lambda| = sqrt(det) exactly: alpha = mu = 1 gives rho = 1,
+  // where |re + i im| would round below 1 and hide that the block does not decay.
+  b.spectral_radius = b.eig.complex_pair ? std::exp(0.5 * log_det) : std::max(a1, a2);
   double ln_rho;
   if (b.eig.complex_pair) {
     // |lambda|^2 = det, so ln|lambda| = log_det / 2 (exact for log-space gates).
