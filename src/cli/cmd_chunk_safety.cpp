@@ -446,6 +446,10 @@ int run_chunk_safety(const ChunkSafetyOptions& o, const App& app) {
                num(s.lambda_broken_min), num(s.lambda_safe_max));
   }
   fmt::print("  largest error elsewhere: {}\n", num(s.max_error_safe));
+  const PrecisionTraits tr = traits(spec.precision);
+  fmt::print("  rule: unsafe when Lambda + log(beta) > {:.1f} (exp overflows) or the predicted error u e^Lambda + ... "
+             "> {} (u = {:.3g}: Lambda past about {:.1f}); Lambda ~ (C-1)(log_alpha - log_mu) when alpha > mu\n",
+             tr.log_max, num(spec.tol), tr.unit_roundoff, std::log(spec.tol / tr.unit_roundoff));
   fmt::print("  rule agrees on {} of {} points ({:.1f}%): {} broke where it said safe, {} fine where it said unsafe\n",
              s.rule_agree, s.judged, 100.0 * double(s.rule_agree) / judged, s.false_safe, s.false_unsafe);
   if (s.has_miss)
