@@ -61,27 +61,35 @@ TEST(Sweep, CsvRowsMatchPoint) {
   spec.axes = {parse_axis("alpha=0.5:1:4").value, parse_axis("beta=0:1:3").value};
   spec.fixed = {{"mu", 0.7}, {"eta", 1.2}};
   spec.metrics = {"rho", "half_life"};
-  SweepOptions opt;
-  opt.out_path = (dir / "s.csv").string();
-  ASSERT_TRUE(run_sweep(spec, opt).is_ok());
-  std::ifstream f(opt.out_path);
-  std::string line;
-  std::getline(f, line);
-  EXPECT_EQ(line, "alpha,beta,mu,eta,rho_par,rho_perp,half_life_par,half_life_perp");
-  int rows = 0;
-  while (std::getline(f, line)) {
-    std::stringstream ss(line);
-    std::string cell;
-    std::vector<double> v;
-    while (std::getline(ss, cell, ',')) v.push_back(std::stod(cell));
-    ASSERT_EQ(v.size(), 8u);
-    const FrozenSpectrum p = analyze_frozen(Gates::from_linear(v[0], v[1], v[2], v[3]).value, {false});
-    EXPECT_EQ(v[4], p.parallel.spectral_radius);  // full precision round-trips exactly
-    EXPECT_EQ(v[5], p.perpendicular.spectral_radius);
-    EXPECT_EQ(v[7], p.perpendicular.half_life);
-    ++rows;
+  // The portable engine is analyze_frozen itself: full precision round-trips exactly.
+  // The fast one (the default) takes exp and log from libmvec (< 4 ulp): rho of a
+  // complex pair and half-lives within 1e-15 relative (4 ulp + the reference's 1).
+  for (const char* engine : {"portable", "fast"}) {
+    SweepOptions opt;
+    opt.out_path = (dir / "s.csv").string();
+    opt.engine = parse_sweep_engine(engine).value;
+    ASSERT_TRUE(run_sweep(spec, opt).is_ok());
+    const double tol = std::string(engine) == "portable" ? 0.0 : 1e-15;
+    auto near = [&](double got, double want) { return got == want || std::abs(got - want) <= tol * std::abs(want); };
+    std::ifstream f(opt.out_path);
+    std::string line;
+    std::getline(f, line);
+    EXPECT_EQ(line, "alpha,beta,mu,eta,rho_par,rho_perp,half_life_par,half_life_perp");
+    int rows = 0;
+    while (std::getline(f, line)) {
+      std::stringstream ss(line);
+      std::string cell;
+      std::vector<double> v;
+      while (std::getline(ss, cell, ',')) v.push_back(std::stod(cell));
+      ASSERT_EQ(v.size(), 8u);
+      const FrozenSpectrum p = analyze_frozen(Gates::from_linear(v[0], v[1], v[2], v[3]).value, {false});
+      EXPECT_PRED2(near, v[4], p.parallel.spectral_radius) << engine;
+      EXPECT_EQ(v[5], p.perpendicular.spectral_radius) << engine;  // a real pair: exact in both
+      EXPECT_PRED2(near, v[7], p.perpendicular.half_life) << engine;
+      ++rows;
+    }
+    EXPECT_EQ(rows, 12) << engine;
   }
-  EXPECT_EQ(rows, 12);
   std::filesystem::remove_all(dir);
 }
 
