@@ -129,7 +129,8 @@ struct Kernel {
   //    once s >= 1/(1 - r) >= 1/ln(1/r).
   // Bounds use r and |l|'s raised by 2e-15 relative and constants by 1e-12 (1e-9
   // for the projector, used only where |l1 - l2| > 1e-6 (|a|+|b|+|c|+|d|)), which
-  // covers the rounding of the constants and of the iterated r^s.
+  // covers the rounding of the constants and of the iterated r^s. A_perp (upper
+  // triangular) has a fourth, nearly exact one: see the loop.
   template <bool kTri>
   static D peak(const Block& k, M active) {
     const D a = k.a, b = k.b, c = k.c, d = k.d;
@@ -174,7 +175,16 @@ struct Kernel {
       if (!kTri) bound = select(k.cplx, kc * es, bound);
       bound = select(resolved, min_(bound, kp * (e1 + e2)), bound);
       bound = select(D(s) >= s0, min_(bound, es + ef * (s * es1)), bound);
-      active = land(active, lnot(bound <= best));
+      M done = bound <= best;
+      if constexpr (kTri) {
+        // A_perp^t = [[alpha^t, b c1(t)], [0, mu^t]], c1(t) = sum_k alpha^k mu^(t-1-k):
+        // c1(t+1) - c1(t) = alpha^t - (1 - mu) c1(t), and alpha^t / c1(t) decreases,
+        // so c1 rises, then falls for good. Once it falls (|b| alpha^t <= (1 - mu) |P_b|),
+        // every entry of every later power is at most this one's: |A^s|_2 <= |A^t|_F.
+        const M falling = abs_(b) * pa <= (1.0 - d) * abs_(pb) * (1.0 - 1e-12);
+        done = lor(done, land(falling, f * (1.0 + 1e-10) <= best2));
+      }
+      active = land(active, lnot(done));
       if (!any(active) || t == kMaxPeakSteps) break;
       if constexpr (kTri) {
         const D na = pa * a, nb = pa * b + pb * d, nd = pd * d;
