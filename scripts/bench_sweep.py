@@ -13,17 +13,24 @@ rho, regime of both blocks with np.savetxt (%.17g). mdnstab runs on all cores:
   sweep --out: the whole command (process wall time), CSV written to a file.
 Every measurement is repeated --repeat times, interleaved (one of each per round) so that
 load from other processes hits all alike; the best (and median) of each is reported, and
-ratios are taken against the faster numpy variant. Usage:
-    scripts/bench_sweep.py [path/to/mdnstab] [--repeat N]
+ratios are taken against the faster numpy variant. CPU time per point (numpy's process
+time; mdnstab's whole process, start-up included, all threads) is printed too: unlike
+wall time it barely depends on how many other processes share the cores. Usage:
+    scripts/bench_sweep.py [path/to/mdnstab] [--repeat N] [--grid N]
 """
-import json, os, statistics, subprocess, sys, tempfile, time
+import json, os, resource, statistics, subprocess, sys, tempfile, time
 
 import numpy as np
 
-N = 1001
+def option(name, default):
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+N = option("--grid", 1001)  # the issue's grid; larger ones amortize start-up on a loaded machine
 MU, ETA = 0.9, 1.5
-binary = next((a for a in sys.argv[1:] if not a.startswith("--") and not a.isdigit()), "build/release/mdnstab")
-repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 5
+binary = next((a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--") and not sys.argv[i].startswith("--")),
+              "build/release/mdnstab")
+repeat = option("--repeat", 5)
 points = N * N
 tmp = tempfile.mkdtemp(prefix="mdnstab_bench_")
 
@@ -58,10 +65,20 @@ def np_savetxt():
                header="alpha,beta,rho_par,complex_par,rho_perp,complex_perp")
 
 
-def timed(fn):
-    t = time.perf_counter()
+cpu = {}  # label -> list of CPU seconds (all threads): robust to other processes' load
+
+
+def timed(fn, label=None):
+    t, c = time.perf_counter(), time.process_time()
     fn()
+    if label:
+        cpu.setdefault(label, []).append(time.process_time() - c)
     return time.perf_counter() - t
+
+
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 SPECTRAL = "frozen_rho,frozen_stable,rho,regime,negative,eigenvalues,damping_ratio,natural_frequency,half_life"
@@ -88,7 +105,9 @@ def record(label, seconds):
 
 
 def ours_engine(engine, metrics):
+    c = child_cpu()
     j = json.loads(subprocess.run(ours_args(engine, metrics, False), check=True, capture_output=True, text=True).stdout)
+    cpu.setdefault(f"engine {engine} {metrics}", []).append(child_cpu() - c)
     info["threads"], info.setdefault("engine", {})[engine] = j["threads"], j["engine"]
     return j["seconds_total"]
 
@@ -103,8 +122,8 @@ def ours_e2e(engine, metrics):
 
 
 for _ in range(repeat):
-    record("np real", timed(lambda: np_blocks(np_block_real)))
-    record("np cplx", timed(lambda: np_blocks(np_block_cplx)))
+    record("np real", timed(lambda: np_blocks(np_block_real), "np real"))
+    record("np cplx", timed(lambda: np_blocks(np_block_cplx), "np cplx"))
     record("np savetxt", timed(np_savetxt))
     for engine in ("portable", "auto"):
         for label, metrics in METRICS:
@@ -121,16 +140,19 @@ print(f"grid {N} x {N} = {points} points, mu = {MU}, eta = {ETA}; {os.cpu_count(
       f"{info['threads']} threads (auto engine = {info['engine']['auto']}); best (median) of {repeat}, interleaved")
 print(f"load average at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}")
 print(f"{'':58s} {'M points/s':>16s}  ratio")
+ns = lambda key: min(cpu[key]) / points * 1e9
 for key, label in [("np real", "numpy engine, real arithmetic (rho + regime)"),
                    ("np cplx", "numpy engine, complex sqrt (rho + regime)")]:
-    print(f"{label:58s} {rate(best[key]):7.2f} ({rate(med[key]):6.2f})")
+    print(f"{label:58s} {rate(best[key]):7.2f} ({rate(med[key]):6.2f})  CPU {ns(key):6.1f} ns/point")
 print(f"{'numpy + np.savetxt (alpha, beta, rho + regime)':58s} {rate(np_e2e):7.2f} ({rate(med['np savetxt']):6.2f})"
       f"  ({os.path.getsize(os.path.join(tmp, 'numpy.csv')) / 1e6:.0f} MB)")
 for engine in ("portable", "auto"):
     for label, metrics in METRICS:
         k = f"engine {engine} {label}"
+        c = ns(f"engine {engine} {metrics}")
         print(f"{'mdnstab engine ' + engine + ', ' + label:58s} {rate(best[k]):7.2f} ({rate(med[k]):6.2f})"
-              f"  {np_engine / best[k]:6.2f} x numpy engine")
+              f"  {np_engine / best[k]:6.2f} x numpy engine; CPU {c:6.1f} ns/point (whole process, all threads)"
+              f" = {min(ns('np real'), ns('np cplx')) / c:5.2f} x less CPU than numpy")
     for label, metrics in METRICS:
         k = f"e2e {engine} {label}"
         print(f"{'mdnstab sweep --out ' + engine + ', ' + label:58s} {rate(best[k]):7.2f} ({rate(med[k]):6.2f})"
