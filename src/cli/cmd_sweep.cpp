@@ -65,7 +65,8 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
                 {"threads", s.threads},
                 {"engine", s.engine},
                 {"seconds_compute", s.seconds_compute},
-                {"seconds_total", s.seconds_total}});
+                {"seconds_total", s.seconds_total},
+                {"seconds_cpu", s.seconds_cpu}});
     return 0;
   }
   fmt::print("sweep: {} points over {}, {} columns{}\n", s.points, axes, s.columns.size(),

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -390,8 +391,17 @@ Result<EngineChoice> parse_sweep_engine(std::string_view s) {
   return e;
 }
 
+namespace {
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+}  // namespace
+
 Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
   if (Status s = check(spec, opt); !s.is_ok()) return s;
   const Resolved r = resolve(spec).value;
   // The engine: fast where the CPU has vector units (or when asked), else portable.
@@ -614,6 +624,7 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   const auto t_end = std::chrono::steady_clock::now();
   sum.seconds_compute = std::chrono::duration<double>(t_compute - t_start).count();
   sum.seconds_total = std::chrono::duration<double>(t_end - t_start).count();
+  sum.seconds_cpu = process_cpu_seconds() - cpu_start;
   return sum;
 }
 

@@ -108,6 +108,7 @@ struct SweepSummary {
   double estimated_bytes = 0;
   double seconds_compute = 0;    // evaluating metrics (and formatting, with output)
   double seconds_total = 0;
+  double seconds_cpu = 0;        // CPU time of the whole process meanwhile, all threads
   int threads = 1;
   std::string engine;            // the engine that ran: "portable", "fast-avx512", ...
 };
