@@ -293,6 +293,11 @@ Status run(const RecurrentParams& p, void* stream, std::string* why) {
   if (p.probe_interval > 0)  // all ones = -1 = none, lowered by atomicMin
     cudaMemsetAsync(p.first_nonfinite, 0xff, static_cast<size_t>(pairs) * sizeof(int64_t), st);
 
+  // plan() tried every width: raise the shared-memory limit for the one chosen.
+  if (cudaError_t e = cudaFuncSetAttribute(pick_kernel(geo.G, p.in_dtype), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           geo.smem);
+      e != cudaSuccess)
+    return cuda_fail(e, why, "cudaFuncSetAttribute");
   const dim3 grid(static_cast<unsigned>(pairs * geo.ctas_per_pair));
   const dim3 block(geo.warps * 32);
   if (geo.G == 16) {

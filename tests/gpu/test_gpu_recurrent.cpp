@@ -355,11 +355,15 @@ TEST(GpuRecurrent, LongRunManyChunksWithProbes) {
 }
 
 // The exploding gate set of DESIGN.md section 4 (alpha .99, beta .9, mu .99, eta 1.9):
-// the first non-finite step seen by the kernel's probes must equal the CPU reference's
-// in fp32 (the kernel's state precision). Keys stay in two coordinates (or DK = 2), so
-// every dot product over DK adds the same nonzero terms in the same order on both
-// sides and the overflow step cannot move with the summation order.
-void expect_same_overflow(Case c) {
+// the first non-finite step seen by the kernel's probes against the CPU reference's in
+// fp32 (the kernel's state precision). With keys in two coordinates every dot product
+// over DK adds the same nonzero terms in the same order on both sides, and the keys
+// rotating in that plane make the state grow ~e^0.48 per step: the steps must be equal.
+// With random keys (DK = 2, ~e^0.18 per step) the kernel's fused multiply-adds round
+// once where the reference rounds a product first; near overflow such a product can
+// overflow while the fused sum does not, so the kernel may overflow a few steps later,
+// never earlier (seen on an H100, 2026-11-24: 2 steps later in 1 of 4 heads).
+void expect_same_overflow(Case c, int64_t later_by_at_most = 0) {
   c.gates = {std::log(0.99), std::log(0.99), std::log(0.99), std::log(0.99), 0.9, 0.9, 1.9, 1.9};
   const CaseData d = make_case(c);
   const RefOut<float> ref = run_reference<float>(d, 16);
@@ -369,7 +373,8 @@ void expect_same_overflow(Case c) {
   ASSERT_EQ(g.first_bad.size(), ref.first_bad.size());
   for (size_t i = 0; i < ref.first_bad.size(); ++i) {
     EXPECT_GT(ref.first_bad[i], 0) << c.name << ": the reference did not overflow in pair " << i;
-    EXPECT_EQ(g.first_bad[i], ref.first_bad[i]) << c.name << " pair " << i;
+    EXPECT_GE(g.first_bad[i], ref.first_bad[i]) << c.name << " pair " << i;
+    EXPECT_LE(g.first_bad[i], ref.first_bad[i] + later_by_at_most) << c.name << " pair " << i;
   }
   // Before the overflow the probe norms agree with the fp32 reference.
   const int64_t P = int64_t(ref.norm_s.size()) / int64_t(ref.first_bad.size());
@@ -397,7 +402,7 @@ TEST(GpuRecurrent, OverflowStepMatchesReferenceRandomKeysDK2) {
   Case c = base("random keys, DK 2");
   c.B = 2; c.T = 1200; c.H = 2; c.DK = 2; c.DV = 16;
   c.seed = 80;
-  expect_same_overflow(c);
+  expect_same_overflow(c, 8);
 }
 
 TEST(GpuRecurrent, RunHostSaysWhereItOverflowed) {
