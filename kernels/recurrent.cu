@@ -47,11 +47,16 @@ void* pick_kernel(int G, DType in) {
 }
 
 // Staging layout of one buffer for `warps` warps (see recurrent_kernel.cuh).
+int chunk(DType in) {
+  return in == DType::kBF16 ? detail::chunk_of<__nv_bfloat16>() : detail::chunk_of<float>();
+}
+int warp_m_bytes(int G) { return G == 16 ? detail::Cfg<16>::kWarpMBytes : detail::Cfg<32>::kWarpMBytes; }
+
 void layout(KernelArgs& a, const RecurrentParams& p, int G, int warps) {
-  using detail::kChunk;
+  const int kChunk = chunk(p.in_dtype);
   const int es = static_cast<int>(dtype_size(p.in_dtype));
   a.warps = warps;
-  a.cols_per_cta = warps * (32 / G) * detail::kCols;
+  a.cols_per_cta = warps * detail::kWarpCols;
   a.dkp = G * detail::kRows;
   int off = 0;
   auto take = [&off](int bytes) {
@@ -69,8 +74,8 @@ void layout(KernelArgs& a, const RecurrentParams& p, int G, int warps) {
   a.stage_bytes = off;
 }
 
-int smem_bytes(const KernelArgs& a) {
-  return a.warps * detail::kWarpMBytes + 2 * a.stage_bytes + align16(sizeof(detail::TokScalars));
+int smem_bytes(const KernelArgs& a, int G) {
+  return a.warps * warp_m_bytes(G) + 2 * a.stage_bytes + align16(sizeof(detail::TokScalars));
 }
 
 struct DeviceInfo {
@@ -191,7 +196,7 @@ Status plan(const RecurrentParams& p, Geometry& geo, std::string* why) {
     if (p.warps_per_cta != 0 && w != p.warps_per_cta) continue;
     KernelArgs a;
     layout(a, p, geo.G, w);
-    const int smem = smem_bytes(a);
+    const int smem = smem_bytes(a, geo.G);
     if (cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem); e != cudaSuccess)
       return cuda_fail(e, why, "cudaFuncSetAttribute");
     int per_sm = 0;
@@ -232,7 +237,7 @@ Status plan_launch(const RecurrentParams& p, LaunchPlan* out, std::string* why) 
   LaunchPlan lp;
   lp.lanes_per_group = geo.G;
   lp.rows_per_lane = detail::kRows;
-  lp.cols_per_lane = detail::kCols;
+  lp.cols_per_lane = geo.G == 16 ? detail::Cfg<16>::kCols : detail::Cfg<32>::kCols;
   lp.warps_per_cta = geo.warps;
   lp.ctas = num_sequences(p) * p.heads * geo.ctas_per_pair;
   lp.ctas_per_sm = per_sm;
@@ -240,7 +245,7 @@ Status plan_launch(const RecurrentParams& p, LaunchPlan* out, std::string* why) 
   lp.registers = attr.numRegs;
   lp.local_bytes = static_cast<int>(attr.localSizeBytes);
   lp.sms = device_info().sms;
-  lp.chunk = detail::kChunk;
+  lp.chunk = chunk(p.in_dtype);
   *out = lp;
   return Status::kOk;
 }

@@ -1,17 +1,18 @@
 // The exact recurrent MDN forward kernel (DESIGN.md section 2), one token at a time:
 //   w = S^T p - v;  M = mu M + eta k^ w^T;  S = alpha S - beta M;  o = S^T (scale q^).
 // Reference: src/mdnstab/recurrent_ref.hpp; tested in tests/gpu/test_gpu_recurrent.cpp.
-// Layout and latency model: reports/bench/recurrent-gpu.md.
+// Layout, versions and latency model: reports/bench/recurrent-gpu.md (v3; v2 is kept in
+// kernels/dev/recurrent_v2.cuh).
 //
-// Each warp owns whole value columns of one (sequence, head): value columns evolve
-// independently, so warps never wait for each other inside a chunk. A column group of
-// kCols columns is spread over G lanes (G = 16 for DK <= 128, 32 for DK <= 256), each
-// lane holding kRows consecutive key rows: S in registers, M in the warp's private
-// slice of shared memory. The two reductions over DK of one token, o_t = S_t^T q^_t
-// and S_t^T p_{t+1} (the w of the next token), are fused into one transpose-reduce
-// over the G lanes, so a token costs one shuffle round trip. Inputs do not depend on
-// the state: kChunk tokens at a time are copied with cp.async into a second staging
-// buffer while the current one is consumed.
+// Each warp owns 8 whole value columns of one (sequence, head): value columns evolve
+// independently, so warps never wait for each other inside a chunk. A column group of C
+// columns is spread over G lanes, each lane holding kRows consecutive key rows:
+//   DK <= 128: G = 16, C = 4, S and M in registers;
+//   DK <= 256: G = 32, C = 8, S in registers, M in the warp's slice of shared memory.
+// The two reductions over DK of one token, o_t = S_t^T q^_t and S_t^T p_{t+1} (the w of
+// the next token), are fused into one transpose-reduce over the G lanes, so a token
+// costs one shuffle round trip. Inputs do not depend on the state: kChunk tokens at a
+// time are copied with cp.async into a second staging buffer while one is consumed.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -23,15 +24,25 @@
 namespace mdnstab::kernels::detail {
 
 constexpr int kRows = 8;       // key rows per lane
-constexpr int kCols = 8;       // value columns per lane (one column group)
-constexpr int kChunk = 8;      // tokens staged per chunk
+constexpr int kWarpCols = 8;   // value columns per warp
+constexpr int kMaxChunk = 16;  // tokens staged per chunk (16 for bf16, 8 for fp32 inputs)
 constexpr int kMaxWarps = 4;   // warps per CTA (1, 2 or 4, chosen per shape)
 constexpr int kMinCtas = 3;    // CTAs of kMaxWarps per SM the register budget allows
 constexpr unsigned kFull = 0xffffffffu;
-constexpr int kWarpMBytes = kRows * kCols * 32 * 4;  // M slice of one warp: 8 KiB
 
-static_assert(kRows == 8 && kCols == 8, "load8 and the 16-value transpose-reduce assume 8x8 per lane");
-static_assert(kChunk >= 1, "chunk must hold a token");
+// Per-configuration constants: lanes per column group G, columns per lane C, where M lives.
+template <int G>
+struct Cfg {
+  static_assert(G == 16 || G == 32, "column groups span 16 or 32 lanes");
+  static constexpr int kCols = G == 16 ? 4 : 8;
+  static constexpr bool kMInRegs = G == 16;
+  static constexpr int kWarpMBytes = kMInRegs ? 0 : kRows * kCols * 32 * 4;  // 8 KiB for G = 32
+  static_assert((32 / G) * kCols == kWarpCols, "a warp covers kWarpCols columns");
+};
+template <class InT>
+__host__ __device__ constexpr int chunk_of() {
+  return sizeof(InT) == 2 ? 16 : 8;  // fp32 staging is twice as large: keep 3 CTAs per SM
+}
 
 struct KernelArgs {
   int H = 0, DK = 0, DV = 0;
@@ -66,11 +77,11 @@ struct KernelArgs {
 
 // Per-token scalars of the staged chunk, computed once per chunk.
 struct TokScalars {
-  float kinv[kChunk + 1];   // 1 / (|k| + 1e-6)
-  float kp[kChunk + 1];     // kinv * rho_p: p = raw k * kp
-  float qinv[kChunk];       // scale / (|q| + 1e-6)
-  float alpha[kChunk];
-  float mu[kChunk];
+  float kinv[kMaxChunk + 1];  // 1 / (|k| + 1e-6)
+  float kp[kMaxChunk + 1];    // kinv * rho_p: p = raw k * kp
+  float qinv[kMaxChunk];      // scale / (|q| + 1e-6)
+  float alpha[kMaxChunk];
+  float mu[kMaxChunk];
 };
 
 __device__ __forceinline__ float to_f(float x) { return x; }
@@ -141,10 +152,10 @@ __device__ void stage_rows(char* dst, int dst_stride, const char* src, int64_t s
   for (int i = tid; i < (n_rows - n_valid) * dst_stride / 4; i += nt) z[i] = 0u;
 }
 
-// One halving round of transpose_reduce16: lanes with the `off` bit set keep the
-// upper half of the vector and send the lower half to their partner, and vice versa.
-template <int Half, int Off>
-__device__ __forceinline__ void reduce_round(float (&v)[16], int lane) {
+// One halving round of transpose_reduce: lanes with the `Off` bit set keep the upper
+// half of the first 2*Half values and send the lower half to their partner, and vice versa.
+template <int Half, int Off, int N>
+__device__ __forceinline__ void reduce_round(float (&v)[N], int lane) {
   const bool up = (lane & Off) != 0;
 #pragma unroll
   for (int i = 0; i < Half; ++i) {
@@ -153,20 +164,31 @@ __device__ __forceinline__ void reduce_round(float (&v)[16], int lane) {
     v[i] = keep + __shfl_xor_sync(kFull, send, Off);
   }
 }
+template <int Half, int Off, int N>
+__device__ __forceinline__ void halving_rounds(float (&v)[N], int lane) {
+  if constexpr (Half >= 1) {
+    reduce_round<Half, Off, N>(v, lane);
+    halving_rounds<Half / 2, Off / 2, N>(v, lane);
+  }
+}
+template <int Off>
+__device__ __forceinline__ void butterfly_rounds(float& x) {
+  if constexpr (Off >= 1) {
+    x += __shfl_xor_sync(kFull, x, Off);
+    butterfly_rounds<Off / 2>(x);
+  }
+}
 
-// Sum over the G lanes of a column group of 16 values per lane [o_0..o_7, w_0..w_7],
-// halving the vector at each shuffle round: 15 shuffles instead of 16 * log2(G). The
-// lane ends with value index (lane >> 1) & 15 for G = 32 (pairs of lanes agree) and
-// lane & 15 for G = 16, in v[0]. Written out round by round so that v stays in
-// registers (a loop the compiler declines to unroll sends v to local memory).
-template <int G>
-__device__ __forceinline__ void transpose_reduce16(float (&v)[16], int lane) {
-  static_assert(G == 16 || G == 32, "column groups span 16 or 32 lanes");
-  reduce_round<8, G / 2>(v, lane);
-  reduce_round<4, G / 4>(v, lane);
-  reduce_round<2, G / 8>(v, lane);
-  reduce_round<1, G / 16>(v, lane);
-  if constexpr (G == 32) v[0] += __shfl_xor_sync(kFull, v[0], 1);
+// Sum over the G lanes of a column group of N values per lane (N <= G, powers of two),
+// halving the vector at each shuffle round: N - 1 + log2(G/N) shuffles instead of
+// N log2(G). The lane ends with value index (lane % G) / (G / N) in v[0] (G / N lanes
+// agree). Written as templates so that v stays in registers (a loop the compiler
+// declines to unroll sends v to local memory).
+template <int G, int N>
+__device__ __forceinline__ void transpose_reduce(float (&v)[N], int lane) {
+  static_assert(N >= 2 && N <= G && (N & (N - 1)) == 0, "N values, a power of two <= G");
+  halving_rounds<N / 2, G / 2, N>(v, lane);
+  butterfly_rounds<G / (2 * N)>(v[0]);
 }
 
 // Sum of squares of x[0..n) without overflow of the fp32 squares: scaled by the
@@ -200,6 +222,7 @@ template <class InT>
 __device__ void issue_chunk(const KernelArgs& a, char* stg, int64_t bt0, int h, int len, int c, int col0g, int ncols,
                             int tid, int nt) {
   constexpr int es = sizeof(InT);
+  constexpr int kChunk = chunk_of<InT>();
   const int tok0 = c * kChunk;
   const int nk = min(kChunk + 1, len - tok0);
   const int nq = min(nk, kChunk);
@@ -226,25 +249,40 @@ __device__ void issue_chunk(const KernelArgs& a, char* stg, int64_t bt0, int h, 
     stage_rows(stg + a.off_eta, 4, reinterpret_cast<const char*>(a.eta + row), H * 4, 4, kChunk, nq, tid, nt);
 }
 
-// Per-token scalars of a landed chunk: norms of k and q (one warp per vector), gates.
+// Per-token scalars of a landed chunk: norms of k and q (8 lanes per vector, 4 vectors
+// per warp at a time, so the shuffle round trips of many vectors overlap), gates.
 template <class InT>
 __device__ void prep_chunk(const KernelArgs& a, const char* stg, TokScalars& ts, int warp, int lane) {
+  constexpr int kChunk = chunk_of<InT>();
+  constexpr int kVecs = 2 * kChunk + 1;  // kChunk + 1 rows of k, kChunk rows of q
   const InT* kr = reinterpret_cast<const InT*>(stg + a.off_k);
   const InT* qr = reinterpret_cast<const InT*>(stg + a.off_q);
   const float* la = reinterpret_cast<const float*>(stg + a.off_la);
   const float* lm = reinterpret_cast<const float*>(stg + a.off_lm);
-  for (int vi = warp; vi < 2 * kChunk + 1; vi += a.warps) {
+  const int grp = lane >> 3, sub = lane & 7;
+  for (int base = warp * 4; base < kVecs; base += a.warps * 4) {
+    const int vi = base + grp;
     const bool isk = vi <= kChunk;
     const int r = isk ? vi : vi - kChunk - 1;
-    const InT* x = (isk ? kr : qr) + r * a.dkp;
-    float ss = 0.f;
-    for (int i = lane; i < a.DK; i += 32) {
-      const float e = to_f(x[i]);
-      ss = fmaf(e, e, ss);
+    float s0 = 0.f, s1 = 0.f;
+    if (vi < kVecs) {
+      const InT* x = (isk ? kr : qr) + r * a.dkp;
+      int i = sub;
+      for (; i + 8 < a.DK; i += 16) {
+        const float e0 = to_f(x[i]), e1 = to_f(x[i + 8]);
+        s0 = fmaf(e0, e0, s0);
+        s1 = fmaf(e1, e1, s1);
+      }
+      if (i < a.DK) {
+        const float e = to_f(x[i]);
+        s0 = fmaf(e, e, s0);
+      }
     }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) ss += __shfl_xor_sync(kFull, ss, off);
-    if (lane == 0) {
+    float ss = s0 + s1;
+    ss += __shfl_xor_sync(kFull, ss, 4);
+    ss += __shfl_xor_sync(kFull, ss, 2);
+    ss += __shfl_xor_sync(kFull, ss, 1);
+    if (sub == 0 && vi < kVecs) {
       const float inv = a.l2norm ? 1.f / (sqrtf(ss) + 1e-6f) : 1.f;
       if (isk) {
         ts.kinv[r] = inv;
@@ -261,11 +299,45 @@ __device__ void prep_chunk(const KernelArgs& a, const char* stg, TokScalars& ts,
   }
 }
 
+// Rows r of the lane's M: registers (G = 16) or the warp's shared slice laid out
+// [kRows * C / 4][32 lanes] float4, so each warp access is 512 contiguous bytes.
+template <int G>
+struct MState {
+  static constexpr int C = Cfg<G>::kCols;
+  static constexpr int kQuads = C / 4;
+  float reg[Cfg<G>::kMInRegs ? kRows : 1][Cfg<G>::kMInRegs ? C : 1];
+  float4* sh = nullptr;  // the lane's first float4
+
+  __device__ __forceinline__ void load(int r, float (&m)[C]) const {
+    if constexpr (Cfg<G>::kMInRegs) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) m[j] = reg[r][j];
+    } else {
+#pragma unroll
+      for (int qd = 0; qd < kQuads; ++qd) {
+        const float4 x = sh[(r * kQuads + qd) * 32];
+        m[4 * qd] = x.x; m[4 * qd + 1] = x.y; m[4 * qd + 2] = x.z; m[4 * qd + 3] = x.w;
+      }
+    }
+  }
+  __device__ __forceinline__ void store(int r, const float (&m)[C]) {
+    if constexpr (Cfg<G>::kMInRegs) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) reg[r][j] = m[j];
+    } else {
+#pragma unroll
+      for (int qd = 0; qd < kQuads; ++qd)
+        sh[(r * kQuads + qd) * 32] = make_float4(m[4 * qd], m[4 * qd + 1], m[4 * qd + 2], m[4 * qd + 3]);
+    }
+  }
+};
+
 template <int G, class InT>
 __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel(const KernelArgs a) {
-  static_assert(G == 16 || G == 32, "G lanes per column group");
-  constexpr int kGroups = 32 / G;           // column groups per warp
-  constexpr int kWarpCols = kGroups * kCols;  // value columns per warp
+  constexpr int C = Cfg<G>::kCols;   // value columns per lane
+  constexpr int NV = 2 * C;          // values reduced per token: [o_0..o_C-1, w_0..w_C-1]
+  constexpr int kSpread = G / NV;    // lanes that end up holding the same reduced value
+  constexpr int kChunk = chunk_of<InT>();
   extern __shared__ __align__(16) char smem[];
 
   const int tid = threadIdx.x, nt = blockDim.x;
@@ -287,18 +359,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
     len = static_cast<int>(a.T);
   }
 
-  const int g = lane % G;             // row group: rows g*kRows .. g*kRows + 7
-  const int hg = lane / G;            // column group within the warp
-  const int wcol = warp * kWarpCols + hg * kCols;  // CTA-local first column of the lane's group
-  // After transpose_reduce16 the lane holds value x = my_x: o_x (x < 8) or w_{x-8}.
-  const int my_x = G == 32 ? (lane >> 1) & 15 : lane & 15;
-  const bool is_w = my_x >= kCols;
-  const int jj = my_x & (kCols - 1);
+  const int g = lane % G;   // row group: rows g*kRows .. g*kRows + 7
+  const int hg = lane / G;  // column group within the warp
+  const int wcol = warp * kWarpCols + hg * C;  // CTA-local first column of the lane's group
+  // After transpose_reduce the lane holds value my_x: o_{my_x} (my_x < C) or w_{my_x - C}.
+  const int my_x = g / kSpread;
+  const bool is_w = my_x >= C;
+  const int jj = my_x % C;
   const int my_col = col0g + wcol + jj;  // global column of the value the lane holds
-  const bool stores_o = !is_w && my_col < a.DV && (G == 16 || (lane & 1) == 0);
+  const bool stores_o = !is_w && my_col < a.DV && g % kSpread == 0;
 
-  float4* Mw = reinterpret_cast<float4*>(smem) + warp * (kRows * kCols / 4) * 32 + lane;  // [kRows*2][32 lanes]
-  char* stg_base = smem + a.warps * kWarpMBytes;
+  MState<G> M;
+  M.sh = reinterpret_cast<float4*>(smem) + warp * (Cfg<G>::kWarpMBytes / 16) + lane;
+  char* stg_base = smem + a.warps * Cfg<G>::kWarpMBytes;
   TokScalars& ts = *reinterpret_cast<TokScalars*>(stg_base + 2 * a.stage_bytes);
 
   // Zero both staging buffers once: padding rows (>= DK) and columns (>= ncols) stay zero.
@@ -310,23 +383,22 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   if (n_chunks > 0) issue_chunk<InT>(a, stg_base, bt0, h, len, 0, col0g, ncols, tid, nt);
   cp_async_commit();
 
-  // Initial state: S in registers, M in the warp's shared slice.
-  float S[kRows][kCols];  // [rows g*8+r][cols wcol+j]
+  // Initial state: S in registers, M in registers or the warp's shared slice.
+  float S[kRows][C];  // [rows g*8+r][cols wcol+j]
   const int64_t state0 = static_cast<int64_t>(pair) * a.DK * a.DV;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int i = g * kRows + r;
-    float mrow[kCols];
+    float mrow[C];
 #pragma unroll
-    for (int j = 0; j < kCols; ++j) {
+    for (int j = 0; j < C; ++j) {
       const int col = col0g + wcol + j;
       const bool in = i < a.DK && col < a.DV;
       const int64_t idx = state0 + static_cast<int64_t>(i) * a.DV + col;
       S[r][j] = (in && a.s0) ? a.s0[idx] : 0.f;
       mrow[j] = (in && a.m0) ? a.m0[idx] : 0.f;
     }
-    Mw[(2 * r) * 32] = make_float4(mrow[0], mrow[1], mrow[2], mrow[3]);
-    Mw[(2 * r + 1) * 32] = make_float4(mrow[4], mrow[5], mrow[6], mrow[7]);
+    M.store(r, mrow);
   }
 
   cp_async_wait_all();
@@ -336,8 +408,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 
   // Probe state of the lane.
   const bool probes = a.probe_every > 0;
-  unsigned maxo = 0;      // largest |o| bits since the last probe
-  unsigned bad = 0;       // first non-finite step, 0 = none
+  unsigned maxo = 0;  // largest |o| bits since the last probe
+  unsigned bad = 0;   // first non-finite step, 0 = none
   int countdown = a.probe_every;  // steps to the next probe (probe_every < 2^31)
   int probe_idx = 0;
 
@@ -346,16 +418,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   if (n_chunks > 0) {
     float kn[kRows];
     load8(reinterpret_cast<const InT*>(stg_base + a.off_k) + g * kRows, ts.kp[0], kn);
-    float vals[16];
+    float vals[NV];
 #pragma unroll
-    for (int j = 0; j < kCols; ++j) {
+    for (int j = 0; j < C; ++j) {
       vals[j] = 0.f;
       float acc = 0.f;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) acc = fmaf(S[r][j], kn[r], acc);
-      vals[kCols + j] = acc;
+      vals[C + j] = acc;
     }
-    transpose_reduce16<G>(vals, lane);
+    transpose_reduce<G, NV>(vals, lane);
     red = vals[0];
   }
 
@@ -384,47 +456,46 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
         const float e = a.eta_pc ? seta[s * a.cols_per_cta + cl] : 1.f;
         ewown = e * (red - vv);
       }
-      float ew[kCols];
+      float ew[C];
 #pragma unroll
-      for (int j = 0; j < kCols; ++j)
-        ew[j] = __shfl_sync(kFull, ewown, G == 32 ? 16 + 2 * j : hg * 16 + kCols + j);
+      for (int j = 0; j < C; ++j) ew[j] = __shfl_sync(kFull, ewown, hg * G + (C + j) * kSpread);
 
       const float alpha = ts.alpha[s], mu = ts.mu[s];
       const float etas = a.eta_pc ? 1.f : seta[s];
-      float kc[kRows], qv[kRows], kn[kRows], nb[kCols];
-      load8(sk + s * a.dkp, etas * ts.kinv[s], kc);  // eta k^_t (scalar eta)
-      load8(sq + s * a.dkp, ts.qinv[s], qv);         // scale q^_t
-      load8(sk + (s + 1) * a.dkp, ts.kp[s + 1], kn); // p_{t+1}
+      float kc[kRows], qv[kRows], kn[kRows], nb[C];
+      load8(sk + s * a.dkp, etas * ts.kinv[s], kc);   // eta k^_t (scalar eta)
+      load8(sq + s * a.dkp, ts.qinv[s], qv);          // scale q^_t
+      load8(sk + (s + 1) * a.dkp, ts.kp[s + 1], kn);  // p_{t+1}
       if (a.beta_pc) {
-        const float4 b0 = *reinterpret_cast<const float4*>(sbeta + s * a.cols_per_cta + wcol);
-        const float4 b1 = *reinterpret_cast<const float4*>(sbeta + s * a.cols_per_cta + wcol + 4);
-        nb[0] = -b0.x; nb[1] = -b0.y; nb[2] = -b0.z; nb[3] = -b0.w;
-        nb[4] = -b1.x; nb[5] = -b1.y; nb[6] = -b1.z; nb[7] = -b1.w;
+#pragma unroll
+        for (int qd = 0; qd < C / 4; ++qd) {
+          const float4 b = *reinterpret_cast<const float4*>(sbeta + s * a.cols_per_cta + wcol + 4 * qd);
+          nb[4 * qd] = -b.x; nb[4 * qd + 1] = -b.y; nb[4 * qd + 2] = -b.z; nb[4 * qd + 3] = -b.w;
+        }
       } else {
         const float b = -sbeta[s];
 #pragma unroll
-        for (int j = 0; j < kCols; ++j) nb[j] = b;
+        for (int j = 0; j < C; ++j) nb[j] = b;
       }
 
-      float vals[16];  // [o partials, w partials]
+      float vals[NV];  // [o partials, w partials]
 #pragma unroll
-      for (int j = 0; j < 16; ++j) vals[j] = 0.f;
+      for (int j = 0; j < NV; ++j) vals[j] = 0.f;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        float4 m0 = Mw[(2 * r) * 32], m1 = Mw[(2 * r + 1) * 32];
-        float m[kCols] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
+        float m[C];
+        M.load(r, m);
 #pragma unroll
-        for (int j = 0; j < kCols; ++j) {
-          m[j] = fmaf(kc[r], ew[j], mu * m[j]);          // M = mu M + eta k^ w^T
+        for (int j = 0; j < C; ++j) {
+          m[j] = fmaf(kc[r], ew[j], mu * m[j]);                 // M = mu M + eta k^ w^T
           const float sn = fmaf(nb[j], m[j], alpha * S[r][j]);  // S = alpha S - beta M
           S[r][j] = sn;
-          vals[j] = fmaf(sn, qv[r], vals[j]);            // o partial
-          vals[kCols + j] = fmaf(sn, kn[r], vals[kCols + j]);  // next w partial
+          vals[j] = fmaf(sn, qv[r], vals[j]);          // o partial
+          vals[C + j] = fmaf(sn, kn[r], vals[C + j]);  // next w partial
         }
-        Mw[(2 * r) * 32] = make_float4(m[0], m[1], m[2], m[3]);
-        Mw[(2 * r + 1) * 32] = make_float4(m[4], m[5], m[6], m[7]);
+        M.store(r, m);
       }
-      transpose_reduce16<G>(vals, lane);
+      transpose_reduce<G, NV>(vals, lane);
 
       const int step = c * kChunk + s + 1;
       if (is_w) {
@@ -452,10 +523,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
         float as = 0.f, am = 0.f;
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          const float4 m0 = Mw[(2 * r) * 32], m1 = Mw[(2 * r + 1) * 32];
-          const float m[kCols] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
+          float m[C];
+          M.load(r, m);
 #pragma unroll
-          for (int j = 0; j < kCols; ++j) {
+          for (int j = 0; j < C; ++j) {
             as = fmaxf(as, fabsf(S[r][j]));
             am = fmaxf(am, fabsf(m[j]));
           }
@@ -465,10 +536,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
         float accs = 0.f, accm = 0.f;
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          const float4 m0 = Mw[(2 * r) * 32], m1 = Mw[(2 * r + 1) * 32];
-          const float m[kCols] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
+          float m[C];
+          M.load(r, m);
 #pragma unroll
-          for (int j = 0; j < kCols; ++j) {
+          for (int j = 0; j < C; ++j) {
             const float ys = S[r][j] * is, ym = m[j] * im;
             accs = fmaf(ys, ys, accs);
             accm = fmaf(ym, ym, accm);
@@ -503,10 +574,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int i = g * kRows + r;
-    const float4 m0 = Mw[(2 * r) * 32], m1 = Mw[(2 * r + 1) * 32];
-    const float m[kCols] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
+    float m[C];
+    M.load(r, m);
 #pragma unroll
-    for (int j = 0; j < kCols; ++j) {
+    for (int j = 0; j < C; ++j) {
       const int col = col0g + wcol + j;
       if (i < a.DK && col < a.DV) {
         const int64_t idx = state0 + static_cast<int64_t>(i) * a.DV + col;

@@ -4,9 +4,12 @@
 //   mdnstab_dev_recurrent [version ...] [--shape B,T,H,DK,DV]   (default: all, 8,512,6,128,256)
 // v1: the plainest correct kernel: one thread per (sequence, head, value column), S and M
 //     columns in global memory, norms recomputed by every thread. Scalar gates, fp32 out.
-// v2: the production kernel (kernels/recurrent_kernel.cuh through kernels::run): columns
-//     split over warps, S in registers, M in shared memory, one fused transpose-reduce
-//     per token, inputs staged a chunk ahead with cp.async.
+// v2: kernels/dev/recurrent_v2.cuh, bf16 inputs here: columns split over warps, 8 per
+//     lane, S in registers, M in shared memory, one fused transpose-reduce per token,
+//     inputs staged 8 tokens ahead with cp.async, one warp per vector norm.
+// v3: the production kernel (kernels/recurrent_kernel.cuh through kernels::run): v2 with
+//     4 columns per lane and M in registers for DK <= 128 (twice the warps to hide the
+//     shuffle latency), 16-token chunks for bf16, norms 8 lanes per vector.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -19,6 +22,7 @@
 
 #include "mdn_kernels.hpp"
 #include "recurrent_case.hpp"
+#include "recurrent_v2.cuh"
 
 namespace kn = mdnstab::kernels;
 using mdnstab::test::Case;
@@ -74,6 +78,59 @@ __global__ void recurrent_v1(int B, int T, int H, int DK, int DV, const InT* q, 
   }
 }
 
+// v2's launch as the library made it then: G from DK, the CTA width (4, 2 or 1 warps)
+// that puts the fewest warps on the busiest SM. bf16 inputs, fp32 output, no probes.
+void launch_v2(const kn::RecurrentParams& p) {
+  namespace v2 = mdnstab::kernels::dev_v2;
+  const int G = p.dk <= 128 ? 16 : 32;
+  int sms = 0;
+  CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  const int64_t pairs = p.batch * p.heads;
+  int w_best = 4;
+  int64_t best = -1;
+  for (int w : {4, 2, 1}) {
+    const int cols = w * (32 / G) * v2::kCols;
+    const int64_t cost = (pairs * ((p.dv + cols - 1) / cols) + sms - 1) / sms * w;
+    if (best < 0 || cost < best) best = cost, w_best = w;
+  }
+  v2::KernelArgs a;
+  a.H = int(p.heads); a.DK = int(p.dk); a.DV = int(p.dv); a.T = p.steps;
+  a.q = p.q; a.k = p.k; a.v = p.v;
+  a.log_alpha = p.log_alpha; a.log_mu = p.log_mu; a.beta = p.beta; a.eta = p.eta;
+  a.scale = 1.f / std::sqrt(float(p.dk));
+  a.o = p.o;
+  a.warps = w_best;
+  a.cols_per_cta = w_best * (32 / G) * v2::kCols;
+  a.ctas_per_pair = int((p.dv + a.cols_per_cta - 1) / a.cols_per_cta);
+  a.dkp = G * v2::kRows;
+  int off = 0;
+  auto take = [&off](int bytes) {
+    const int at = off;
+    off = (off + bytes + 15) / 16 * 16;
+    return at;
+  };
+  a.off_k = take((v2::kChunk + 1) * a.dkp * 2);
+  a.off_q = take(v2::kChunk * a.dkp * 2);
+  a.off_v = take(v2::kChunk * a.cols_per_cta * 2);
+  a.off_la = take((v2::kChunk + 1) * 4);
+  a.off_lm = take(v2::kChunk * 4);
+  a.off_beta = take(v2::kChunk * 4);
+  a.off_eta = take(v2::kChunk * 4);
+  a.stage_bytes = off;
+  const int smem = w_best * v2::kWarpMBytes + 2 * off + int((sizeof(v2::TokScalars) + 15) / 16 * 16);
+  const dim3 grid(unsigned(pairs * a.ctas_per_pair)), block(w_best * 32);
+  if (G == 16) {
+    CUDA_OK(cudaFuncSetAttribute(&v2::recurrent_fwd_kernel<16, __nv_bfloat16>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    v2::recurrent_fwd_kernel<16, __nv_bfloat16><<<grid, block, smem>>>(a);
+  } else {
+    CUDA_OK(cudaFuncSetAttribute(&v2::recurrent_fwd_kernel<32, __nv_bfloat16>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    v2::recurrent_fwd_kernel<32, __nv_bfloat16><<<grid, block, smem>>>(a);
+  }
+  CUDA_OK(cudaGetLastError());
+}
+
 struct Problem {
   kn::RecurrentParams p;  // device pointers, fp32 output
   std::vector<void*> owned;
@@ -122,10 +179,12 @@ void launch(int version, const kn::RecurrentParams& p, float* scratch) {
           static_cast<const float*>(p.k), static_cast<const float*>(p.v), p.log_alpha, p.log_mu, p.beta, p.eta, scale,
           scratch, static_cast<float*>(p.o));
     CUDA_OK(cudaGetLastError());
+  } else if (version == 2) {
+    launch_v2(p);
   } else {
     std::string why;
     if (kn::run(p, nullptr, &why) != kn::Status::kOk) {
-      std::fprintf(stderr, "v2: %s\n", why.c_str());
+      std::fprintf(stderr, "v%d: %s\n", version, why.c_str());
       std::exit(1);
     }
   }
@@ -133,9 +192,11 @@ void launch(int version, const kn::RecurrentParams& p, float* scratch) {
 
 bool check(int version) {
   bool ok = true;
-  for (auto in : {kn::DType::kF32, kn::DType::kBF16}) {
+  for (auto in : {kn::DType::kF32, kn::DType::kBF16})
+  for (int64_t dk : {100, 200}) {  // both column-group layouts (G = 16 and 32)
+    if (version == 2 && in == kn::DType::kF32) continue;  // v2 is built for bf16 inputs only
     Case c;
-    c.B = 2; c.T = 61; c.H = 3; c.DK = 100; c.DV = 72;
+    c.B = 2; c.T = 61; c.H = 3; c.DK = dk; c.DV = 72;
     c.in = in;
     c.seed = 5;
     const auto d = mdnstab::test::make_case(c);
@@ -160,8 +221,8 @@ bool check(int version) {
     }
     const double rel = std::sqrt(num / den);
     const bool pass = finite && den > 0 && rel <= 2e-5;  // fp32 against double (tests/gpu)
-    std::printf("v%d check %s in: rel err %.2e -> %s\n", version, in == kn::DType::kBF16 ? "bf16" : "f32 ", rel,
-                pass ? "PASS" : "FAIL");
+    std::printf("v%d check %s in, DK %ld: rel err %.2e -> %s\n", version, in == kn::DType::kBF16 ? "bf16" : "f32 ",
+                long(dk), rel, pass ? "PASS" : "FAIL");
     ok = ok && pass;
   }
   return ok;
@@ -222,10 +283,10 @@ int main(int argc, char** argv) {
       versions.push_back(std::atoi(argv[i]));
     }
   }
-  if (versions.empty()) versions = {1, 2};
+  if (versions.empty()) versions = {1, 2, 3};
   for (int v : versions) {
-    if (v < 1 || v > 2) {
-      std::fprintf(stderr, "unknown version %d (1 or 2)\n", v);
+    if (v < 1 || v > 3) {
+      std::fprintf(stderr, "unknown version %d (1, 2 or 3)\n", v);
       return 2;
     }
     if (!check(v)) {
