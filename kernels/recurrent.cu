@@ -32,7 +32,7 @@ size_t dtype_size(DType d) { return d == DType::kBF16 ? 2 : 4; }
 int align16(int x) { return (x + 15) / 16 * 16; }
 
 struct Geometry {
-  int G = 16, warps = 1, cols_per_cta = 16, ctas_per_pair = 1, smem = 0;
+  int G = 16, warps = 1, cols_per_cta = 16, ctas_per_pair = 1, smem = 0, per_sm = 0;
   KernelArgs args;
 };
 
@@ -72,10 +72,12 @@ void layout(KernelArgs& a, const RecurrentParams& p, int G, int warps) {
   a.off_beta = take(kChunk * (p.beta_per_channel ? a.cols_per_cta : 1) * 4);
   a.off_eta = take(kChunk * (p.eta_per_channel ? a.cols_per_cta : 1) * 4);
   a.stage_bytes = off;
+  const bool prescaled = G == 16 ? detail::Cfg<16>::kPrescaled : detail::Cfg<32>::kPrescaled;
+  a.vec_bytes = prescaled ? (3 * kChunk + 1) * a.dkp * 4 : 0;
 }
 
 int smem_bytes(const KernelArgs& a, int G) {
-  return a.warps * warp_m_bytes(G) + 2 * a.stage_bytes + align16(sizeof(detail::TokScalars));
+  return a.warps * warp_m_bytes(G) + 2 * a.stage_bytes + align16(sizeof(detail::TokScalars)) + a.vec_bytes;
 }
 
 struct DeviceInfo {
@@ -212,6 +214,7 @@ Status plan(const RecurrentParams& p, Geometry& geo, std::string* why) {
       geo.cols_per_cta = a.cols_per_cta;
       geo.ctas_per_pair = static_cast<int>(ctas_per_pair);
       geo.smem = smem;
+      geo.per_sm = per_sm;
       geo.args = a;
     }
   }
@@ -229,18 +232,13 @@ Status plan_launch(const RecurrentParams& p, LaunchPlan* out, std::string* why) 
   cudaFuncAttributes attr{};
   if (cudaError_t e = cudaFuncGetAttributes(&attr, pick_kernel(geo.G, p.in_dtype)); e != cudaSuccess)
     return cuda_fail(e, why, "cudaFuncGetAttributes");
-  int per_sm = 0;
-  if (cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, pick_kernel(geo.G, p.in_dtype),
-                                                                    geo.warps * 32, geo.smem);
-      e != cudaSuccess)
-    return cuda_fail(e, why, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
   LaunchPlan lp;
   lp.lanes_per_group = geo.G;
   lp.rows_per_lane = detail::kRows;
   lp.cols_per_lane = geo.G == 16 ? detail::Cfg<16>::kCols : detail::Cfg<32>::kCols;
   lp.warps_per_cta = geo.warps;
   lp.ctas = num_sequences(p) * p.heads * geo.ctas_per_pair;
-  lp.ctas_per_sm = per_sm;
+  lp.ctas_per_sm = geo.per_sm;
   lp.smem_bytes = geo.smem;
   lp.registers = attr.numRegs;
   lp.local_bytes = static_cast<int>(attr.localSizeBytes);

@@ -37,6 +37,10 @@ struct Cfg {
   static constexpr int kCols = G == 16 ? 4 : 8;
   static constexpr bool kMInRegs = G == 16;
   static constexpr int kWarpMBytes = kMInRegs ? 0 : kRows * kCols * 32 * 4;  // 8 KiB for G = 32
+  // DK <= 128: the norm pass also writes c = eta k^, p = rho_p k^ and scale q^ in fp32
+  // (lane-interleaved), so a token needs no unpacking or scaling. DK <= 256 has no room
+  // for it beside M and reads the staged raw vectors.
+  static constexpr bool kPrescaled = G == 16;
   static_assert((32 / G) * kCols == kWarpCols, "a warp covers kWarpCols columns");
 };
 template <class InT>
@@ -73,6 +77,7 @@ struct KernelArgs {
   int warps = 1, ctas_per_pair = 1, cols_per_cta = 8, dkp = 128;
   // Staging buffer layout in bytes (one buffer; two are used).
   int stage_bytes = 0, off_k = 0, off_q = 0, off_v = 0, off_la = 0, off_lm = 0, off_beta = 0, off_eta = 0;
+  int vec_bytes = 0;  // prescaled fp32 vectors (Cfg::kPrescaled): c [kChunk], p [kChunk+1], q [kChunk]
 };
 
 // Per-token scalars of the staged chunk, computed once per chunk.
@@ -104,6 +109,21 @@ __device__ __forceinline__ void load8(const __nv_bfloat16* p, float f, float (&x
   }
 }
 
+// A lane's 8 rows of a prescaled fp32 vector: two 16-byte loads G float4 apart.
+template <int G>
+__device__ __forceinline__ void load_vec(const float* buf, int t, int g, float (&x)[8]) {
+  const float4* p = reinterpret_cast<const float4*>(buf) + t * 2 * G + g;
+  const float4 a = p[0], b = p[G];
+  x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
+  x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
+}
+template <int G>
+__device__ __forceinline__ void load_vec2(const float4* p, float (&x)[8]) {
+  const float4 a = p[0], b = p[G];
+  x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
+  x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
+}
+
 template <int A>
 __device__ __forceinline__ void cp_async(uint32_t dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(dst), "l"(src), "n"(A) : "memory");
@@ -114,8 +134,16 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 template <int A>
 __device__ void copy_rows_async(char* dst, int dst_stride, const char* src, int64_t src_stride, int row_bytes,
                                 int n_rows, int tid, int nt) {
-  const int ppr = row_bytes / A;
+  const int ppr = row_bytes / A;  // pieces per row
   const uint32_t d0 = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  if ((ppr & (ppr - 1)) == 0) {  // the usual case (DK, DV powers of two): shifts, no division
+    const int sh = __ffs(ppr) - 1;
+    for (int i = tid; i < n_rows * ppr; i += nt) {
+      const int r = i >> sh, c = i & (ppr - 1);
+      cp_async<A>(d0 + r * dst_stride + c * A, src + r * src_stride + c * A);
+    }
+    return;
+  }
   for (int i = tid; i < n_rows * ppr; i += nt) {
     const int r = i / ppr, c = i - r * ppr;
     cp_async<A>(d0 + r * dst_stride + c * A, src + r * src_stride + c * A);
@@ -249,24 +277,35 @@ __device__ void issue_chunk(const KernelArgs& a, char* stg, int64_t bt0, int h, 
     stage_rows(stg + a.off_eta, 4, reinterpret_cast<const char*>(a.eta + row), H * 4, 4, kChunk, nq, tid, nt);
 }
 
+// Position (in floats) of key row i of token t in a prescaled vector buffer: row i =
+// g*8 + r of lane group g is stored as float4 [t][r / 4][g], so that a lane's two
+// 16-byte loads of a token are contiguous across the G lanes (no bank conflicts).
+template <int G>
+__device__ __forceinline__ int vec_pos(int t, int i) {
+  constexpr int kGroups = G;  // dkp / kRows
+  return ((t * 2 + ((i & 7) >> 2)) * kGroups + (i >> 3)) * 4 + (i & 3);
+}
+
 // Per-token scalars of a landed chunk: norms of k and q (8 lanes per vector, 4 vectors
-// per warp at a time, so the shuffle round trips of many vectors overlap), gates.
-template <class InT>
-__device__ void prep_chunk(const KernelArgs& a, const char* stg, TokScalars& ts, int warp, int lane) {
+// per warp at a time, so the shuffle round trips of many vectors overlap), gates; with
+// Cfg::kPrescaled also the fp32 vectors c, p and q of the chunk.
+template <int G, class InT>
+__device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, TokScalars& ts, int warp, int lane) {
   constexpr int kChunk = chunk_of<InT>();
   constexpr int kVecs = 2 * kChunk + 1;  // kChunk + 1 rows of k, kChunk rows of q
   const InT* kr = reinterpret_cast<const InT*>(stg + a.off_k);
   const InT* qr = reinterpret_cast<const InT*>(stg + a.off_q);
   const float* la = reinterpret_cast<const float*>(stg + a.off_la);
   const float* lm = reinterpret_cast<const float*>(stg + a.off_lm);
+  const float* eta = reinterpret_cast<const float*>(stg + a.off_eta);
   const int grp = lane >> 3, sub = lane & 7;
   for (int base = warp * 4; base < kVecs; base += a.warps * 4) {
     const int vi = base + grp;
     const bool isk = vi <= kChunk;
     const int r = isk ? vi : vi - kChunk - 1;
+    const InT* x = (isk ? kr : qr) + r * a.dkp;
     float s0 = 0.f, s1 = 0.f;
     if (vi < kVecs) {
-      const InT* x = (isk ? kr : qr) + r * a.dkp;
       int i = sub;
       for (; i + 8 < a.DK; i += 16) {
         const float e0 = to_f(x[i]), e1 = to_f(x[i + 8]);
@@ -282,13 +321,33 @@ __device__ void prep_chunk(const KernelArgs& a, const char* stg, TokScalars& ts,
     ss += __shfl_xor_sync(kFull, ss, 4);
     ss += __shfl_xor_sync(kFull, ss, 2);
     ss += __shfl_xor_sync(kFull, ss, 1);
-    if (sub == 0 && vi < kVecs) {
+    if (vi < kVecs) {
       const float inv = a.l2norm ? 1.f / (sqrtf(ss) + 1e-6f) : 1.f;
-      if (isk) {
-        ts.kinv[r] = inv;
-        ts.kp[r] = a.p_alpha ? inv * expf(la[r]) : inv;
-      } else {
-        ts.qinv[r] = inv * a.scale;
+      const float kp = a.p_alpha ? inv * expf(la[r]) : inv;
+      const float qinv = inv * a.scale;
+      if (sub == 0) {
+        if (isk) {
+          ts.kinv[r] = inv;
+          ts.kp[r] = kp;
+        } else {
+          ts.qinv[r] = qinv;
+        }
+      }
+      if constexpr (Cfg<G>::kPrescaled) {
+        // Rows past DK are zero in the staging buffer and become zero here.
+        float* cbuf = vec;                                  // [kChunk] c = eta k^ (scalar eta)
+        float* pbuf = vec + kChunk * a.dkp;                 // [kChunk + 1] p = rho_p k^
+        float* qbuf = vec + (2 * kChunk + 1) * a.dkp;       // [kChunk] scale q^
+        if (isk) {
+          const float ck = (a.eta_pc || r >= kChunk) ? inv : inv * eta[r];
+          for (int i = sub; i < a.dkp; i += 8) {
+            const float e = to_f(x[i]);
+            pbuf[vec_pos<G>(r, i)] = e * kp;
+            if (r < kChunk) cbuf[vec_pos<G>(r, i)] = e * ck;
+          }
+        } else {
+          for (int i = sub; i < a.dkp; i += 8) qbuf[vec_pos<G>(r, i)] = to_f(x[i]) * qinv;
+        }
       }
     }
   }
@@ -373,6 +432,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   M.sh = reinterpret_cast<float4*>(smem) + warp * (Cfg<G>::kWarpMBytes / 16) + lane;
   char* stg_base = smem + a.warps * Cfg<G>::kWarpMBytes;
   TokScalars& ts = *reinterpret_cast<TokScalars*>(stg_base + 2 * a.stage_bytes);
+  float* vec = reinterpret_cast<float*>(stg_base + 2 * a.stage_bytes + sizeof(TokScalars) / 16 * 16 + 16);
 
   // Zero both staging buffers once: padding rows (>= DK) and columns (>= ncols) stay zero.
   for (int i = tid; i < 2 * a.stage_bytes / 16; i += nt)
@@ -403,7 +463,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 
   cp_async_wait_all();
   __syncthreads();
-  if (n_chunks > 0) prep_chunk<InT>(a, stg_base, ts, warp, lane);
+  if (n_chunks > 0) prep_chunk<G, InT>(a, stg_base, vec, ts, warp, lane);
   __syncthreads();
 
   // Probe state of the lane.
@@ -417,7 +477,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   float red = 0.f;
   if (n_chunks > 0) {
     float kn[kRows];
-    load8(reinterpret_cast<const InT*>(stg_base + a.off_k) + g * kRows, ts.kp[0], kn);
+    if constexpr (Cfg<G>::kPrescaled)
+      load_vec<G>(vec + kChunk * a.dkp, 0, g, kn);
+    else
+      load8(reinterpret_cast<const InT*>(stg_base + a.off_k) + g * kRows, ts.kp[0], kn);
     float vals[NV];
 #pragma unroll
     for (int j = 0; j < C; ++j) {
@@ -433,6 +496,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 
   const int64_t o_stride = static_cast<int64_t>(a.H) * a.DV;
   int64_t o_off = (bt0 * a.H + h) * static_cast<int64_t>(a.DV) + my_col;
+  const int own_col = wcol + jj;  // CTA-local column of the lane's reduced value
+  const int beta_step = a.beta_pc ? a.cols_per_cta : 1;
+  const int eta_step = a.eta_pc ? a.cols_per_cta : 1;
 
   for (int c = 0; c < n_chunks; ++c) {
     char* stg = stg_base + (c & 1) * a.stage_bytes;
@@ -440,43 +506,58 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
       issue_chunk<InT>(a, stg_base + ((c + 1) & 1) * a.stage_bytes, bt0, h, len, c + 1, col0g, ncols, tid, nt);
     cp_async_commit();
 
-    const InT* sk = reinterpret_cast<const InT*>(stg + a.off_k) + g * kRows;
-    const InT* sq = reinterpret_cast<const InT*>(stg + a.off_q) + g * kRows;
-    const InT* sv = reinterpret_cast<const InT*>(stg + a.off_v);
-    const float* sbeta = reinterpret_cast<const float*>(stg + a.off_beta);
+    // Per-token pointers, advanced by one token per step (no address arithmetic inside).
+    const InT* sk = reinterpret_cast<const InT*>(stg + a.off_k) + g * kRows;  // raw k rows (G = 32)
+    const InT* sq = reinterpret_cast<const InT*>(stg + a.off_q) + g * kRows;  // raw q rows (G = 32)
+    const float4* vc = reinterpret_cast<const float4*>(vec) + g;              // prescaled (G = 16)
+    const float4* vp = vc + 2 * G * kChunk + 2 * G;
+    const float4* vq = vc + 2 * G * (2 * kChunk + 1);
+    const InT* own_v = reinterpret_cast<const InT*>(stg + a.off_v) + own_col;
+    const float* own_eta = reinterpret_cast<const float*>(stg + a.off_eta) + (a.eta_pc ? own_col : 0);
+    const float* sbeta = reinterpret_cast<const float*>(stg + a.off_beta) + (a.beta_pc ? wcol : 0);
     const float* seta = reinterpret_cast<const float*>(stg + a.off_eta);
     const int ns = min(kChunk, len - c * kChunk);
 
     for (int s = 0; s < ns; ++s) {
       // w_t = S_{t-1}^T p_t - v_t on the owner lanes, times eta per column; broadcast.
-      float ewown = 0.f;
-      if (is_w) {
-        const int cl = wcol + jj;
-        const float vv = to_f(sv[s * a.cols_per_cta + cl]);
-        const float e = a.eta_pc ? seta[s * a.cols_per_cta + cl] : 1.f;
-        ewown = e * (red - vv);
-      }
+      const float vv = to_f(*own_v);
+      const float e = a.eta_pc ? *own_eta : 1.f;
+      const float ewown = e * (red - vv);
+      own_v += a.cols_per_cta;
+      own_eta += eta_step;
       float ew[C];
 #pragma unroll
       for (int j = 0; j < C; ++j) ew[j] = __shfl_sync(kFull, ewown, hg * G + (C + j) * kSpread);
 
       const float alpha = ts.alpha[s], mu = ts.mu[s];
-      const float etas = a.eta_pc ? 1.f : seta[s];
       float kc[kRows], qv[kRows], kn[kRows], nb[C];
-      load8(sk + s * a.dkp, etas * ts.kinv[s], kc);   // eta k^_t (scalar eta)
-      load8(sq + s * a.dkp, ts.qinv[s], qv);          // scale q^_t
-      load8(sk + (s + 1) * a.dkp, ts.kp[s + 1], kn);  // p_{t+1}
+      if constexpr (Cfg<G>::kPrescaled) {
+        load_vec2<G>(vc, kc);  // eta k^_t (scalar eta)
+        load_vec2<G>(vq, qv);  // scale q^_t
+        load_vec2<G>(vp, kn);  // p_{t+1}
+        vc += 2 * G;
+        vq += 2 * G;
+        vp += 2 * G;
+      } else {
+        const float etas = a.eta_pc ? 1.f : seta[s];
+        load8(sk, etas * ts.kinv[s], kc);
+        load8(sq, ts.qinv[s], qv);
+        load8(sk + a.dkp, ts.kp[s + 1], kn);
+        sk += a.dkp;
+        sq += a.dkp;
+      }
       if (a.beta_pc) {
 #pragma unroll
         for (int qd = 0; qd < C / 4; ++qd) {
-          const float4 b = *reinterpret_cast<const float4*>(sbeta + s * a.cols_per_cta + wcol + 4 * qd);
+          const float4 b = reinterpret_cast<const float4*>(sbeta)[qd];
           nb[4 * qd] = -b.x; nb[4 * qd + 1] = -b.y; nb[4 * qd + 2] = -b.z; nb[4 * qd + 3] = -b.w;
         }
       } else {
-        const float b = -sbeta[s];
+        const float b = -*sbeta;
 #pragma unroll
         for (int j = 0; j < C; ++j) nb[j] = b;
       }
+      sbeta += beta_step;
 
       float vals[NV];  // [o partials, w partials]
 #pragma unroll
@@ -561,7 +642,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 
     cp_async_wait_all();
     __syncthreads();  // chunk c+1 landed; every warp is done with chunk c
-    if (c + 1 < n_chunks) prep_chunk<InT>(a, stg_base + ((c + 1) & 1) * a.stage_bytes, ts, warp, lane);
+    if (c + 1 < n_chunks) prep_chunk<G, InT>(a, stg_base + ((c + 1) & 1) * a.stage_bytes, vec, ts, warp, lane);
     __syncthreads();
   }
 

@@ -58,7 +58,9 @@ if [ $ncu = 1 ]; then
   for shape in 8,512,6,128,256 4,256,6,256,512; do
     timeout 120 "$n" --clock-control none -k regex:recurrent_fwd --launch-skip 4 --launch-count 1 \
       --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section InstructionStats \
-      --section Occupancy --section LaunchStats "$G/mdnstab_dev_recurrent" 3 --shape $shape >>"$OUT/ncu.txt" 2>&1
+      --section Occupancy --section LaunchStats \
+      --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+      "$G/mdnstab_dev_recurrent" 3 --shape $shape >>"$OUT/ncu.txt" 2>&1
     echo "ncu $shape rc=$?"
   done
 fi

@@ -225,39 +225,45 @@ Timing time_shape(const Shape& s, std::vector<InputSet>& sets, void* o, int64_t 
   return {ms[reps / 2], ms.front(), ms.back()};
 }
 
-// Latency model of one token on the busiest SM, in SM cycles (kernels/recurrent_kernel.cuh).
-// Per warp and token (G lanes per column group, 8 x 8 state elements per lane):
-//   FP32: 6 per element (M: mul + fma, S: mul + fma, two dot-product fmas) = 384,
-//         + 24 to scale k, q, p + ~8 for w and the output  -> ~416 issue slots
-//   transpose-reduce: 15 (+1 for G = 32) shuffles, 30 selects, 15 adds; broadcast of
-//         eta*w: 8 shuffles                                  -> ~70 issue slots
-//   shared memory: M read and written, 16 + 16 128-bit accesses of 512 B per warp,
-//         k, q, p and gate loads ~8                          -> ~40 issue slots
-//   loop, probes off: ~20.  Total ~550 issue slots per warp and token.
+// Latency model of one token on the busiest SM, in SM cycles (kernels/recurrent_kernel.cuh,
+// v3). Per warp and token, with R x C state elements per lane over G lanes per group:
+//   FP32: 6 per element (M: mul + fma, S: mul + fma, two dot-product fmas), + 48 to
+//         unpack and scale k, q, p where they are not prescaled (DK > 128);
+//   transpose-reduce of 2C values: 2C - 1 + log2(G / 2C) shuffles, twice as many
+//         selects, as many adds; broadcast of eta*w: C shuffles;
+//   shared memory: M read and written where it lives there (DK > 128), R*C/2 128-bit
+//         accesses; k, q, p and gate loads ~10; loop, pointers, output: ~50.
 // Bounds per SM and token, W_sm warps on the busiest SM, 4 schedulers issuing one
 // warp-instruction per cycle, 128 B/cycle of shared memory, one warp-wide shuffle per cycle:
-//   issue   = ceil(W_sm / 4) * 550
-//   smem    = W_sm * (32 * 512 + 8 * 512) / 128
-//   shuffle = W_sm * 24
-//   chain   = one warp's dependent path: its own ~550 issue slots (when alone on its
-//             scheduler) + ~5 shuffle round trips of ~30 cycles + ~40 for eta*w -> ~740
+//   issue   = ceil(W_sm / 4) * (instructions per warp and token)
+//   smem    = W_sm * (shared bytes per warp and token) / 128
+//   shuffle = W_sm * (shuffles per warp and token)
+//   chain   = one warp's dependent path: its own instructions (alone on its scheduler)
+//             + log2(G) + 1 shuffle round trips of ~30 cycles + ~40 for eta*w
 void print_model(const Shape& s, const kn::LaunchPlan& lp, double ms, double mhz) {
+  const int R = lp.rows_per_lane, C = lp.cols_per_lane, G = lp.lanes_per_group;
+  const bool dk_small = G == 16;  // M in registers, prescaled vectors
+  const int nv = 2 * C, rounds = static_cast<int>(std::log2(G));
+  const double shuffles = (nv - 1) + std::log2(double(G) / nv) + C;
+  const double fp32 = 6.0 * R * C + (dk_small ? 0 : 48);
+  const double other = shuffles + 3.0 * (nv - 1) + (dk_small ? 0 : R * C / 2.0) + 10 + 50;
+  const double per_warp = fp32 + other;
+  const double smem_bytes = (dk_small ? 0 : 2.0 * R * C * 32 * 4) + 3 * 512 + 256;
   const int64_t per_sm_ctas = (lp.ctas + lp.sms - 1) / lp.sms;
   const int64_t w_sm = per_sm_ctas * lp.warps_per_cta;
-  const double per_warp = 550;
   const double issue = std::ceil(w_sm / 4.0) * per_warp;
-  const double smem = w_sm * (32.0 * 512 + 8 * 512) / 128;
-  const double shfl = w_sm * 24.0;
-  const double chain = per_warp + 5 * 30 + 40;
+  const double smem = w_sm * smem_bytes / 128;
+  const double shfl = w_sm * shuffles;
+  const double chain = per_warp + (rounds + 1) * 30 + 40;
   const double bound = std::max({issue, smem, shfl, chain});
   const double cyc = ms * 1e-3 / s.T * mhz * 1e6;
-  std::printf("  model DK %ld DV %ld: G %d lanes/group, %d warps/CTA, %ld CTAs, %d CTAs/SM max, %ld warps on the busiest "
-              "SM, %d regs, %d B local, %d B smem/CTA\n",
-              long(s.DK), long(s.DV), lp.lanes_per_group, lp.warps_per_cta, long(lp.ctas), lp.ctas_per_sm, long(w_sm),
+  std::printf("  model DK %ld DV %ld: G %d lanes/group, %dx%d state per lane, %d warps/CTA, %ld CTAs, %d CTAs/SM max, "
+              "%ld warps on the busiest SM, %d regs, %d B local, %d B smem/CTA\n",
+              long(s.DK), long(s.DV), G, R, C, lp.warps_per_cta, long(lp.ctas), lp.ctas_per_sm, long(w_sm),
               lp.registers, lp.local_bytes, lp.smem_bytes);
-  std::printf("    per token on the busiest SM (cycles): issue %.0f | shared memory %.0f | shuffles %.0f | dependent chain "
-              "%.0f -> bound %.0f (%s)\n",
-              issue, smem, shfl, chain, bound,
+  std::printf("    per warp and token ~%.0f instructions (%.0f FP32, %.0f shuffles); per token on the busiest SM "
+              "(cycles): issue %.0f | shared memory %.0f | shuffles %.0f | dependent chain %.0f -> bound %.0f (%s)\n",
+              per_warp, fp32, shuffles, issue, smem, shfl, chain, bound,
               bound == issue ? "issue" : bound == smem ? "shared memory" : bound == shfl ? "shuffles" : "latency chain");
   std::printf("    measured %.0f cycles per token at %.0f MHz = %.2f x the bound; %.3f us per token\n", cyc, mhz,
               cyc / bound, ms * 1e3 / s.T);
