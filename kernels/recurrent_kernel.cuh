@@ -277,22 +277,17 @@ __device__ void issue_chunk(const KernelArgs& a, char* stg, int64_t bt0, int h, 
     stage_rows(stg + a.off_eta, 4, reinterpret_cast<const char*>(a.eta + row), H * 4, 4, kChunk, nq, tid, nt);
 }
 
-// Position (in floats) of key row i of token t in a prescaled vector buffer: row i =
-// g*8 + r of lane group g is stored as float4 [t][r / 4][g], so that a lane's two
-// 16-byte loads of a token are contiguous across the G lanes (no bank conflicts).
-template <int G>
-__device__ __forceinline__ int vec_pos(int t, int i) {
-  constexpr int kGroups = G;  // dkp / kRows
-  return ((t * 2 + ((i & 7) >> 2)) * kGroups + (i >> 3)) * 4 + (i & 3);
-}
-
 // Per-token scalars of a landed chunk: norms of k and q (8 lanes per vector, 4 vectors
 // per warp at a time, so the shuffle round trips of many vectors overlap), gates; with
-// Cfg::kPrescaled also the fp32 vectors c, p and q of the chunk.
+// Cfg::kPrescaled also the fp32 vectors c = eta k^ (scalar eta), p = rho_p k^ and
+// scale q^ of the chunk. Lane `sub` of a vector's 8 lanes handles the 8-row groups
+// g = sub + 8m (16-byte loads); prescaled row g*8 + r of token t is stored as float4
+// [t][r / 4][g], so that the G lanes' two 16-byte loads of a token are contiguous.
 template <int G, class InT>
 __device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, TokScalars& ts, int warp, int lane) {
   constexpr int kChunk = chunk_of<InT>();
   constexpr int kVecs = 2 * kChunk + 1;  // kChunk + 1 rows of k, kChunk rows of q
+  constexpr int kPer = G / 8;            // 8-row groups per lane (dkp = 8 G rows)
   const InT* kr = reinterpret_cast<const InT*>(stg + a.off_k);
   const InT* qr = reinterpret_cast<const InT*>(stg + a.off_q);
   const float* la = reinterpret_cast<const float*>(stg + a.off_la);
@@ -301,52 +296,48 @@ __device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, Tok
   const int grp = lane >> 3, sub = lane & 7;
   for (int base = warp * 4; base < kVecs; base += a.warps * 4) {
     const int vi = base + grp;
+    const bool live = vi < kVecs;
     const bool isk = vi <= kChunk;
     const int r = isk ? vi : vi - kChunk - 1;
-    const InT* x = (isk ? kr : qr) + r * a.dkp;
-    float s0 = 0.f, s1 = 0.f;
-    if (vi < kVecs) {
-      int i = sub;
-      for (; i + 8 < a.DK; i += 16) {
-        const float e0 = to_f(x[i]), e1 = to_f(x[i + 8]);
-        s0 = fmaf(e0, e0, s0);
-        s1 = fmaf(e1, e1, s1);
-      }
-      if (i < a.DK) {
-        const float e = to_f(x[i]);
-        s0 = fmaf(e, e, s0);
-      }
+    const InT* x = (isk ? kr : qr) + (live ? r : 0) * a.dkp;
+    // Rows past DK are zero in the staging buffer: they add nothing and stay zero.
+    float e[kPer][8];
+    float ss = 0.f;
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) {
+      load8(x + (sub + 8 * m) * kRows, 1.f, e[m]);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) ss = fmaf(e[m][j], e[m][j], ss);
     }
-    float ss = s0 + s1;
     ss += __shfl_xor_sync(kFull, ss, 4);
     ss += __shfl_xor_sync(kFull, ss, 2);
     ss += __shfl_xor_sync(kFull, ss, 1);
-    if (vi < kVecs) {
-      const float inv = a.l2norm ? 1.f / (sqrtf(ss) + 1e-6f) : 1.f;
-      const float kp = a.p_alpha ? inv * expf(la[r]) : inv;
-      const float qinv = inv * a.scale;
-      if (sub == 0) {
-        if (isk) {
-          ts.kinv[r] = inv;
-          ts.kp[r] = kp;
-        } else {
-          ts.qinv[r] = qinv;
-        }
+    if (!live) continue;
+    const float inv = a.l2norm ? 1.f / (sqrtf(ss) + 1e-6f) : 1.f;
+    const float kp = a.p_alpha ? inv * expf(la[r]) : inv;
+    const float qinv = inv * a.scale;
+    if (sub == 0) {
+      if (isk) {
+        ts.kinv[r] = inv;
+        ts.kp[r] = kp;
+      } else {
+        ts.qinv[r] = qinv;
       }
-      if constexpr (Cfg<G>::kPrescaled) {
-        // Rows past DK are zero in the staging buffer and become zero here.
-        float* cbuf = vec;                                  // [kChunk] c = eta k^ (scalar eta)
-        float* pbuf = vec + kChunk * a.dkp;                 // [kChunk + 1] p = rho_p k^
-        float* qbuf = vec + (2 * kChunk + 1) * a.dkp;       // [kChunk] scale q^
+    }
+    if constexpr (Cfg<G>::kPrescaled) {
+      float4* v4 = reinterpret_cast<float4*>(vec);
+      auto put = [&](int base4, float f, int m) {  // token slot base4 (float4 units), group sub + 8m
+        const int g = sub + 8 * m;
+        v4[base4 + g] = make_float4(e[m][0] * f, e[m][1] * f, e[m][2] * f, e[m][3] * f);
+        v4[base4 + G + g] = make_float4(e[m][4] * f, e[m][5] * f, e[m][6] * f, e[m][7] * f);
+      };
+#pragma unroll
+      for (int m = 0; m < kPer; ++m) {
         if (isk) {
-          const float ck = (a.eta_pc || r >= kChunk) ? inv : inv * eta[r];
-          for (int i = sub; i < a.dkp; i += 8) {
-            const float e = to_f(x[i]);
-            pbuf[vec_pos<G>(r, i)] = e * kp;
-            if (r < kChunk) cbuf[vec_pos<G>(r, i)] = e * ck;
-          }
+          put((kChunk + r) * 2 * G, kp, m);  // p rows: kChunk + 1 tokens after the c rows
+          if (r < kChunk) put(r * 2 * G, a.eta_pc ? inv : inv * eta[r], m);
         } else {
-          for (int i = sub; i < a.dkp; i += 8) qbuf[vec_pos<G>(r, i)] = to_f(x[i]) * qinv;
+          put((2 * kChunk + 1 + r) * 2 * G, qinv, m);
         }
       }
     }
