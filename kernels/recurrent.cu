@@ -47,13 +47,14 @@ void* pick_kernel(int G, DType in) {
 }
 
 // Staging layout of one buffer for `warps` warps (see recurrent_kernel.cuh).
-int chunk(DType in) {
-  return in == DType::kBF16 ? detail::chunk_of<__nv_bfloat16>() : detail::chunk_of<float>();
+int chunk(int G, DType in) {
+  if (G == 16) return in == DType::kBF16 ? detail::chunk_of<16, __nv_bfloat16>() : detail::chunk_of<16, float>();
+  return in == DType::kBF16 ? detail::chunk_of<32, __nv_bfloat16>() : detail::chunk_of<32, float>();
 }
 int warp_m_bytes(int G) { return G == 16 ? detail::Cfg<16>::kWarpMBytes : detail::Cfg<32>::kWarpMBytes; }
 
 void layout(KernelArgs& a, const RecurrentParams& p, int G, int warps) {
-  const int kChunk = chunk(p.in_dtype);
+  const int kChunk = chunk(G, p.in_dtype);
   const int es = static_cast<int>(dtype_size(p.in_dtype));
   a.warps = warps;
   a.cols_per_cta = warps * detail::kWarpCols;
@@ -77,7 +78,7 @@ void layout(KernelArgs& a, const RecurrentParams& p, int G, int warps) {
 }
 
 int smem_bytes(const KernelArgs& a, int G) {
-  return a.warps * warp_m_bytes(G) + 2 * a.stage_bytes + align16(sizeof(detail::TokScalars)) + a.vec_bytes;
+  return a.warps * warp_m_bytes(G) + 3 * a.stage_bytes + 2 * detail::kTsBytes + 2 * a.vec_bytes;
 }
 
 struct DeviceInfo {
@@ -243,7 +244,7 @@ Status plan_launch(const RecurrentParams& p, LaunchPlan* out, std::string* why) 
   lp.registers = attr.numRegs;
   lp.local_bytes = static_cast<int>(attr.localSizeBytes);
   lp.sms = device_info().sms;
-  lp.chunk = chunk(p.in_dtype);
+  lp.chunk = chunk(geo.G, p.in_dtype);
   *out = lp;
   return Status::kOk;
 }

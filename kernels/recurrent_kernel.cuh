@@ -25,7 +25,7 @@ namespace mdnstab::kernels::detail {
 
 constexpr int kRows = 8;       // key rows per lane
 constexpr int kWarpCols = 8;   // value columns per warp
-constexpr int kMaxChunk = 16;  // tokens staged per chunk (16 for bf16, 8 for fp32 inputs)
+constexpr int kMaxChunk = 8;   // tokens staged per chunk (chunk_of)
 constexpr int kMaxWarps = 4;   // warps per CTA (1, 2 or 4, chosen per shape)
 constexpr int kMinCtas = 3;    // CTAs of kMaxWarps per SM the register budget allows
 constexpr unsigned kFull = 0xffffffffu;
@@ -43,9 +43,10 @@ struct Cfg {
   static constexpr bool kPrescaled = G == 16;
   static_assert((32 / G) * kCols == kWarpCols, "a warp covers kWarpCols columns");
 };
-template <class InT>
+// Tokens per chunk: three raw staging buffers must fit beside M with 3 CTAs per SM.
+template <int G, class InT>
 __host__ __device__ constexpr int chunk_of() {
-  return sizeof(InT) == 2 ? 16 : 8;  // fp32 staging is twice as large: keep 3 CTAs per SM
+  return (G == 32 && sizeof(InT) == 4) ? 4 : 8;
 }
 
 struct KernelArgs {
@@ -75,19 +76,22 @@ struct KernelArgs {
   unsigned long long* first_bad = nullptr; // [N,H]
   // Geometry: CTA = `warps` warps over cols_per_cta value columns of one pair.
   int warps = 1, ctas_per_pair = 1, cols_per_cta = 8, dkp = 128;
-  // Staging buffer layout in bytes (one buffer; two are used).
+  // Staging layout in bytes of one raw buffer (three are used, a ring), and of one buffer
+  // of prescaled fp32 vectors (Cfg::kPrescaled; two are used): c [kChunk], p [kChunk+1], q [kChunk].
   int stage_bytes = 0, off_k = 0, off_q = 0, off_v = 0, off_la = 0, off_lm = 0, off_beta = 0, off_eta = 0;
-  int vec_bytes = 0;  // prescaled fp32 vectors (Cfg::kPrescaled): c [kChunk], p [kChunk+1], q [kChunk]
+  int vec_bytes = 0;
 };
 
 // Per-token scalars of the staged chunk, computed once per chunk.
 struct TokScalars {
-  float kinv[kMaxChunk + 1];  // 1 / (|k| + 1e-6)
+  float kc[kMaxChunk + 1];    // eta / (|k| + 1e-6) (eta 1 when per column): c = raw k * kc
   float kp[kMaxChunk + 1];    // kinv * rho_p: p = raw k * kp
   float qinv[kMaxChunk];      // scale / (|q| + 1e-6)
   float alpha[kMaxChunk];
   float mu[kMaxChunk];
+  float one;                  // 1.0: the per-column eta of a scalar-eta run (folded into k^)
 };
+constexpr int kTsBytes = (sizeof(TokScalars) + 15) / 16 * 16;
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -246,11 +250,11 @@ __device__ __forceinline__ unsigned warp_min(unsigned x) {
 // Copies chunk `c` (tokens c*kChunk ..) of one pair's inputs into a staging buffer:
 // kChunk + 1 rows of k and log_alpha (the extra token feeds p_{t+1} of the chunk's last
 // token), kChunk rows of q, v, log_mu, beta, eta.
-template <class InT>
+template <int G, class InT>
 __device__ void issue_chunk(const KernelArgs& a, char* stg, int64_t bt0, int h, int len, int c, int col0g, int ncols,
                             int tid, int nt) {
   constexpr int es = sizeof(InT);
-  constexpr int kChunk = chunk_of<InT>();
+  constexpr int kChunk = chunk_of<G, InT>();
   const int tok0 = c * kChunk;
   const int nk = min(kChunk + 1, len - tok0);
   const int nq = min(nk, kChunk);
@@ -277,39 +281,43 @@ __device__ void issue_chunk(const KernelArgs& a, char* stg, int64_t bt0, int h, 
     stage_rows(stg + a.off_eta, 4, reinterpret_cast<const char*>(a.eta + row), H * 4, 4, kChunk, nq, tid, nt);
 }
 
-// Per-token scalars of a landed chunk: norms of k and q (8 lanes per vector, 4 vectors
-// per warp at a time, so the shuffle round trips of many vectors overlap), gates; with
-// Cfg::kPrescaled also the fp32 vectors c = eta k^ (scalar eta), p = rho_p k^ and
-// scale q^ of the chunk. Lane `sub` of a vector's 8 lanes handles the 8-row groups
-// g = sub + 8m (16-byte loads); prescaled row g*8 + r of token t is stored as float4
-// [t][r / 4][g], so that the G lanes' two 16-byte loads of a token are contiguous.
+// Per-token scalars of a landed chunk: norms of k and q (4 lanes per vector, 8 vectors
+// per warp at a time, so one pass covers a chunk and the shuffle round trips of its
+// vectors overlap), gates; with Cfg::kPrescaled also the fp32 vectors c = eta k^
+// (scalar eta), p = rho_p k^ and scale q^ of the chunk. Lane `sub` of a vector's 4 lanes
+// handles the 8-row groups g = sub + 4m (16-byte loads); prescaled row g*8 + r of token t
+// is stored as float4 [t][r / 4][g], so that the G lanes' two 16-byte loads of a token
+// are contiguous.
 template <int G, class InT>
 __device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, TokScalars& ts, int warp, int lane) {
-  constexpr int kChunk = chunk_of<InT>();
+  constexpr int kChunk = chunk_of<G, InT>();
   constexpr int kVecs = 2 * kChunk + 1;  // kChunk + 1 rows of k, kChunk rows of q
-  constexpr int kPer = G / 8;            // 8-row groups per lane (dkp = 8 G rows)
+  constexpr int kPer = G / 4;            // 8-row groups per lane (dkp = 8 G rows)
   const InT* kr = reinterpret_cast<const InT*>(stg + a.off_k);
   const InT* qr = reinterpret_cast<const InT*>(stg + a.off_q);
   const float* la = reinterpret_cast<const float*>(stg + a.off_la);
   const float* lm = reinterpret_cast<const float*>(stg + a.off_lm);
   const float* eta = reinterpret_cast<const float*>(stg + a.off_eta);
-  const int grp = lane >> 3, sub = lane & 7;
-  for (int base = warp * 4; base < kVecs; base += a.warps * 4) {
+  const int grp = lane >> 2, sub = lane & 3;
+  for (int base = warp * 8; base < kVecs; base += a.warps * 8) {
     const int vi = base + grp;
     const bool live = vi < kVecs;
     const bool isk = vi <= kChunk;
     const int r = isk ? vi : vi - kChunk - 1;
     const InT* x = (isk ? kr : qr) + (live ? r : 0) * a.dkp;
     // Rows past DK are zero in the staging buffer: they add nothing and stay zero.
-    float e[kPer][8];
+    float e[Cfg<G>::kPrescaled ? kPer : 1][8];
     float ss = 0.f;
 #pragma unroll
     for (int m = 0; m < kPer; ++m) {
-      load8(x + (sub + 8 * m) * kRows, 1.f, e[m]);
+      float y[8];
+      load8(x + (sub + 4 * m) * kRows, 1.f, y);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) ss = fmaf(e[m][j], e[m][j], ss);
+      for (int j = 0; j < 8; ++j) {
+        ss = fmaf(y[j], y[j], ss);
+        if constexpr (Cfg<G>::kPrescaled) e[m][j] = y[j];
+      }
     }
-    ss += __shfl_xor_sync(kFull, ss, 4);
     ss += __shfl_xor_sync(kFull, ss, 2);
     ss += __shfl_xor_sync(kFull, ss, 1);
     if (!live) continue;
@@ -318,7 +326,7 @@ __device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, Tok
     const float qinv = inv * a.scale;
     if (sub == 0) {
       if (isk) {
-        ts.kinv[r] = inv;
+        ts.kc[r] = (a.eta_pc || r >= kChunk) ? inv : inv * eta[r];
         ts.kp[r] = kp;
       } else {
         ts.qinv[r] = qinv;
@@ -326,8 +334,8 @@ __device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, Tok
     }
     if constexpr (Cfg<G>::kPrescaled) {
       float4* v4 = reinterpret_cast<float4*>(vec);
-      auto put = [&](int base4, float f, int m) {  // token slot base4 (float4 units), group sub + 8m
-        const int g = sub + 8 * m;
+      auto put = [&](int base4, float f, int m) {  // token slot base4 (float4 units), group sub + 4m
+        const int g = sub + 4 * m;
         v4[base4 + g] = make_float4(e[m][0] * f, e[m][1] * f, e[m][2] * f, e[m][3] * f);
         v4[base4 + G + g] = make_float4(e[m][4] * f, e[m][5] * f, e[m][6] * f, e[m][7] * f);
       };
@@ -347,6 +355,7 @@ __device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, Tok
     ts.alpha[tid] = expf(la[tid]);
     ts.mu[tid] = expf(lm[tid]);
   }
+  if (tid == 0) ts.one = 1.f;
 }
 
 // Rows r of the lane's M: registers (G = 16) or the warp's shared slice laid out
@@ -387,7 +396,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   constexpr int C = Cfg<G>::kCols;   // value columns per lane
   constexpr int NV = 2 * C;          // values reduced per token: [o_0..o_C-1, w_0..w_C-1]
   constexpr int kSpread = G / NV;    // lanes that end up holding the same reduced value
-  constexpr int kChunk = chunk_of<InT>();
+  constexpr int kChunk = chunk_of<G, InT>();
   extern __shared__ __align__(16) char smem[];
 
   const int tid = threadIdx.x, nt = blockDim.x;
@@ -418,20 +427,27 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   const int jj = my_x % C;
   const int my_col = col0g + wcol + jj;  // global column of the value the lane holds
   const bool stores_o = !is_w && my_col < a.DV && g % kSpread == 0;
+  const bool probes = a.probe_every > 0;
+  const bool probe_o = probes && !is_w && my_col < a.DV;
 
+  // Shared memory: [M slices of the warps][raw staging ring x3][TokScalars x2][vectors x2].
   MState<G> M;
   M.sh = reinterpret_cast<float4*>(smem) + warp * (Cfg<G>::kWarpMBytes / 16) + lane;
-  char* stg_base = smem + a.warps * Cfg<G>::kWarpMBytes;
-  TokScalars& ts = *reinterpret_cast<TokScalars*>(stg_base + 2 * a.stage_bytes);
-  float* vec = reinterpret_cast<float*>(stg_base + 2 * a.stage_bytes + sizeof(TokScalars) / 16 * 16 + 16);
+  char* raw_base = smem + a.warps * Cfg<G>::kWarpMBytes;
+  TokScalars* ts_base = reinterpret_cast<TokScalars*>(raw_base + 3 * a.stage_bytes);
+  float* vec_base = reinterpret_cast<float*>(raw_base + 3 * a.stage_bytes + 2 * kTsBytes);
+  auto raw = [&](int c) { return raw_base + (c % 3) * a.stage_bytes; };
+  auto vecb = [&](int c) { return vec_base + (c & 1) * (a.vec_bytes / 4); };
 
-  // Zero both staging buffers once: padding rows (>= DK) and columns (>= ncols) stay zero.
-  for (int i = tid; i < 2 * a.stage_bytes / 16; i += nt)
-    reinterpret_cast<uint4*>(stg_base)[i] = make_uint4(0, 0, 0, 0);
+  // Zero the raw ring once: padding rows (>= DK) and columns (>= ncols) stay zero.
+  for (int i = tid; i < 3 * a.stage_bytes / 16; i += nt)
+    reinterpret_cast<uint4*>(raw_base)[i] = make_uint4(0, 0, 0, 0);
   __syncthreads();
 
+  // Prologue: chunks 0 and 1 copied and prepared, chunk 2 in flight. In steady state,
+  // while chunk c is computed, chunk c+1 is prepared and chunk c+2 is in flight.
   const int n_chunks = (len + kChunk - 1) / kChunk;
-  if (n_chunks > 0) issue_chunk<InT>(a, stg_base, bt0, h, len, 0, col0g, ncols, tid, nt);
+  for (int c = 0; c < min(n_chunks, 2); ++c) issue_chunk<G, InT>(a, raw(c), bt0, h, len, c, col0g, ncols, tid, nt);
   cp_async_commit();
 
   // Initial state: S in registers, M in registers or the warp's shared slice.
@@ -454,11 +470,12 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 
   cp_async_wait_all();
   __syncthreads();
-  if (n_chunks > 0) prep_chunk<G, InT>(a, stg_base, vec, ts, warp, lane);
+  for (int c = 0; c < min(n_chunks, 2); ++c) prep_chunk<G, InT>(a, raw(c), vecb(c), ts_base[c & 1], warp, lane);
+  if (n_chunks > 2) issue_chunk<G, InT>(a, raw(2), bt0, h, len, 2, col0g, ncols, tid, nt);
+  cp_async_commit();
   __syncthreads();
 
   // Probe state of the lane.
-  const bool probes = a.probe_every > 0;
   unsigned maxo = 0;  // largest |o| bits since the last probe
   unsigned bad = 0;   // first non-finite step, 0 = none
   int countdown = a.probe_every;  // steps to the next probe (probe_every < 2^31)
@@ -469,9 +486,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   if (n_chunks > 0) {
     float kn[kRows];
     if constexpr (Cfg<G>::kPrescaled)
-      load_vec<G>(vec + kChunk * a.dkp, 0, g, kn);
+      load_vec<G>(vecb(0) + kChunk * a.dkp, 0, g, kn);
     else
-      load8(reinterpret_cast<const InT*>(stg_base + a.off_k) + g * kRows, ts.kp[0], kn);
+      load8(reinterpret_cast<const InT*>(raw(0) + a.off_k) + g * kRows, ts_base[0].kp[0], kn);
     float vals[NV];
 #pragma unroll
     for (int j = 0; j < C; ++j) {
@@ -485,35 +502,30 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
     red = vals[0];
   }
 
-  const int64_t o_stride = static_cast<int64_t>(a.H) * a.DV;
-  int64_t o_off = (bt0 * a.H + h) * static_cast<int64_t>(a.DV) + my_col;
+  // Output pointer of the lane's column, one token (H * DV elements) apart.
+  const int64_t o_stride = static_cast<int64_t>(a.H) * a.DV * (a.out_bf16 ? 2 : 4);
+  char* optr = static_cast<char*>(a.o) + ((bt0 * a.H + h) * static_cast<int64_t>(a.DV) + my_col) * (a.out_bf16 ? 2 : 4);
   const int own_col = wcol + jj;  // CTA-local column of the lane's reduced value
   const int beta_step = a.beta_pc ? a.cols_per_cta : 1;
-  const int eta_step = a.eta_pc ? a.cols_per_cta : 1;
 
   for (int c = 0; c < n_chunks; ++c) {
-    char* stg = stg_base + (c & 1) * a.stage_bytes;
-    if (c + 1 < n_chunks)
-      issue_chunk<InT>(a, stg_base + ((c + 1) & 1) * a.stage_bytes, bt0, h, len, c + 1, col0g, ncols, tid, nt);
-    cp_async_commit();
-
+    const char* stg = raw(c);
+    const TokScalars& ts = ts_base[c & 1];
     // Per-token pointers, advanced by one token per step (no address arithmetic inside).
     const InT* sk = reinterpret_cast<const InT*>(stg + a.off_k) + g * kRows;  // raw k rows (G = 32)
     const InT* sq = reinterpret_cast<const InT*>(stg + a.off_q) + g * kRows;  // raw q rows (G = 32)
-    const float4* vc = reinterpret_cast<const float4*>(vec) + g;              // prescaled (G = 16)
+    const float4* vc = reinterpret_cast<const float4*>(vecb(c)) + g;           // prescaled (G = 16)
     const float4* vp = vc + 2 * G * kChunk + 2 * G;
     const float4* vq = vc + 2 * G * (2 * kChunk + 1);
     const InT* own_v = reinterpret_cast<const InT*>(stg + a.off_v) + own_col;
-    const float* own_eta = reinterpret_cast<const float*>(stg + a.off_eta) + (a.eta_pc ? own_col : 0);
+    const float* own_eta = a.eta_pc ? reinterpret_cast<const float*>(stg + a.off_eta) + own_col : &ts_base[0].one;
+    const int eta_step = a.eta_pc ? a.cols_per_cta : 0;
     const float* sbeta = reinterpret_cast<const float*>(stg + a.off_beta) + (a.beta_pc ? wcol : 0);
-    const float* seta = reinterpret_cast<const float*>(stg + a.off_eta);
     const int ns = min(kChunk, len - c * kChunk);
 
     for (int s = 0; s < ns; ++s) {
       // w_t = S_{t-1}^T p_t - v_t on the owner lanes, times eta per column; broadcast.
-      const float vv = to_f(*own_v);
-      const float e = a.eta_pc ? *own_eta : 1.f;
-      const float ewown = e * (red - vv);
+      const float ewown = *own_eta * (red - to_f(*own_v));
       own_v += a.cols_per_cta;
       own_eta += eta_step;
       float ew[C];
@@ -530,8 +542,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
         vq += 2 * G;
         vp += 2 * G;
       } else {
-        const float etas = a.eta_pc ? 1.f : seta[s];
-        load8(sk, etas * ts.kinv[s], kc);
+        load8(sk, ts.kc[s], kc);  // eta k^_t (scalar eta)
         load8(sq, ts.qinv[s], qv);
         load8(sk + a.dkp, ts.kp[s + 1], kn);
         sk += a.dkp;
@@ -541,10 +552,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 #pragma unroll
         for (int qd = 0; qd < C / 4; ++qd) {
           const float4 b = reinterpret_cast<const float4*>(sbeta)[qd];
-          nb[4 * qd] = -b.x; nb[4 * qd + 1] = -b.y; nb[4 * qd + 2] = -b.z; nb[4 * qd + 3] = -b.w;
+          nb[4 * qd] = b.x; nb[4 * qd + 1] = b.y; nb[4 * qd + 2] = b.z; nb[4 * qd + 3] = b.w;
         }
       } else {
-        const float b = -*sbeta;
+        const float b = *sbeta;
 #pragma unroll
         for (int j = 0; j < C; ++j) nb[j] = b;
       }
@@ -559,8 +570,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
         M.load(r, m);
 #pragma unroll
         for (int j = 0; j < C; ++j) {
-          m[j] = fmaf(kc[r], ew[j], mu * m[j]);                 // M = mu M + eta k^ w^T
-          const float sn = fmaf(nb[j], m[j], alpha * S[r][j]);  // S = alpha S - beta M
+          m[j] = fmaf(kc[r], ew[j], mu * m[j]);                  // M = mu M + eta k^ w^T
+          const float sn = fmaf(-nb[j], m[j], alpha * S[r][j]);  // S = alpha S - beta M
           S[r][j] = sn;
           vals[j] = fmaf(sn, qv[r], vals[j]);          // o partial
           vals[C + j] = fmaf(sn, kn[r], vals[C + j]);  // next w partial
@@ -570,71 +581,73 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
       transpose_reduce<G, NV>(vals, lane);
 
       const int step = c * kChunk + s + 1;
-      if (is_w) {
-        red = vals[0];
-      } else {
-        const float o = vals[0];
-        if (stores_o) {
-          if (a.out_bf16)
-            static_cast<__nv_bfloat16*>(a.o)[o_off] = __float2bfloat16_rn(o);
-          else
-            static_cast<float*>(a.o)[o_off] = o;
-        }
-        if (probes && my_col < a.DV) {
+      red = vals[0];  // w lanes: S_t^T p_{t+1}; o lanes: o_t
+      if (stores_o) {
+        if (a.out_bf16)
+          *reinterpret_cast<__nv_bfloat16*>(optr) = __float2bfloat16_rn(red);
+        else
+          *reinterpret_cast<float*>(optr) = red;
+      }
+      optr += o_stride;
+
+      if (probes) {
+        if (probe_o) {
           // Any non-finite S or M element reaches o_t through 0 * inf = NaN, and a
           // non-finite w reaches M in every row, so checking o is checking everything.
-          const unsigned bits = __float_as_uint(o) & 0x7fffffffu;  // |o|; NaN > inf > finite
+          const unsigned bits = __float_as_uint(red) & 0x7fffffffu;  // |o|; NaN > inf > finite
           maxo = max(maxo, bits);
           if (bits >= 0x7f800000u && bad == 0) bad = static_cast<unsigned>(step);
         }
-      }
-      o_off += o_stride;
-
-      if (probes && (--countdown == 0 || step == len)) {
-        countdown = a.probe_every;
-        float as = 0.f, am = 0.f;
+        if (--countdown == 0 || step == len) {
+          countdown = a.probe_every;
+          float as = 0.f, am = 0.f;
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          float m[C];
-          M.load(r, m);
+          for (int r = 0; r < kRows; ++r) {
+            float m[C];
+            M.load(r, m);
 #pragma unroll
-          for (int j = 0; j < C; ++j) {
-            as = fmaxf(as, fabsf(S[r][j]));
-            am = fmaxf(am, fabsf(m[j]));
+            for (int j = 0; j < C; ++j) {
+              as = fmaxf(as, fabsf(S[r][j]));
+              am = fmaxf(am, fabsf(m[j]));
+            }
           }
-        }
-        const float is = (as >= FLT_MIN && as <= FLT_MAX) ? 1.f / as : 1.f;
-        const float im = (am >= FLT_MIN && am <= FLT_MAX) ? 1.f / am : 1.f;
-        float accs = 0.f, accm = 0.f;
+          const float is = (as >= FLT_MIN && as <= FLT_MAX) ? 1.f / as : 1.f;
+          const float im = (am >= FLT_MIN && am <= FLT_MAX) ? 1.f / am : 1.f;
+          float accs = 0.f, accm = 0.f;
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          float m[C];
-          M.load(r, m);
+          for (int r = 0; r < kRows; ++r) {
+            float m[C];
+            M.load(r, m);
 #pragma unroll
-          for (int j = 0; j < C; ++j) {
-            const float ys = S[r][j] * is, ym = m[j] * im;
-            accs = fmaf(ys, ys, accs);
-            accm = fmaf(ym, ym, accm);
+            for (int j = 0; j < C; ++j) {
+              const float ys = S[r][j] * is, ym = m[j] * im;
+              accs = fmaf(ys, ys, accs);
+              accm = fmaf(ym, ym, accm);
+            }
           }
+          const double s2 = warp_sum(sum_squares_scaled(as, accs));
+          const double m2 = warp_sum(sum_squares_scaled(am, accm));
+          const unsigned mo = warp_max(maxo);
+          maxo = 0;
+          if (lane == 0 && probe_idx < a.n_probes) {
+            const int64_t pi = static_cast<int64_t>(pair) * a.n_probes + probe_idx;
+            atomicAdd(a.probe_s2 + pi, s2);
+            atomicAdd(a.probe_m2 + pi, m2);
+            atomicMax(a.probe_maxo + pi, mo);
+          }
+          ++probe_idx;
         }
-        const double s2 = warp_sum(sum_squares_scaled(as, accs));
-        const double m2 = warp_sum(sum_squares_scaled(am, accm));
-        const unsigned mo = warp_max(maxo);
-        maxo = 0;
-        if (lane == 0 && probe_idx < a.n_probes) {
-          const int64_t pi = static_cast<int64_t>(pair) * a.n_probes + probe_idx;
-          atomicAdd(a.probe_s2 + pi, s2);
-          atomicAdd(a.probe_m2 + pi, m2);
-          atomicMax(a.probe_maxo + pi, mo);
-        }
-        ++probe_idx;
       }
     }
 
+    // Chunk c+2 landed; every warp is done with chunk c, whose raw buffer takes chunk
+    // c+3 and whose scalars and vectors take chunk c+2. One barrier per chunk: each warp
+    // prepares its share of chunk c+2 and goes on with chunk c+1 (prepared a chunk ago).
     cp_async_wait_all();
-    __syncthreads();  // chunk c+1 landed; every warp is done with chunk c
-    if (c + 1 < n_chunks) prep_chunk<G, InT>(a, stg_base + ((c + 1) & 1) * a.stage_bytes, vec, ts, warp, lane);
     __syncthreads();
+    if (c + 2 < n_chunks) prep_chunk<G, InT>(a, raw(c + 2), vecb(c + 2), ts_base[c & 1], warp, lane);
+    if (c + 3 < n_chunks) issue_chunk<G, InT>(a, raw(c + 3), bt0, h, len, c + 3, col0g, ncols, tid, nt);
+    cp_async_commit();
   }
 
   if (probes) {
