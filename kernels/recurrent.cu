@@ -78,7 +78,7 @@ void layout(KernelArgs& a, const RecurrentParams& p, int G, int warps) {
 }
 
 int smem_bytes(const KernelArgs& a, int G) {
-  return a.warps * warp_m_bytes(G) + 3 * a.stage_bytes + 2 * detail::kTsBytes + 2 * a.vec_bytes;
+  return a.warps * warp_m_bytes(G) + 2 * a.stage_bytes + detail::kTsBytes + a.vec_bytes;
 }
 
 struct DeviceInfo {

@@ -21,11 +21,19 @@
 #include <cfloat>
 #include <cstdint>
 
+// Chunk lengths (tokens staged at a time); compile-time knobs for kernel experiments.
+#ifndef MDNSTAB_G16_CHUNK
+#define MDNSTAB_G16_CHUNK 16
+#endif
+#ifndef MDNSTAB_MAX_CHUNK
+#define MDNSTAB_MAX_CHUNK (MDNSTAB_G16_CHUNK > 16 ? MDNSTAB_G16_CHUNK : 16)
+#endif
+
 namespace mdnstab::kernels::detail {
 
 constexpr int kRows = 8;       // key rows per lane
 constexpr int kWarpCols = 8;   // value columns per warp
-constexpr int kMaxChunk = 8;   // tokens staged per chunk (chunk_of)
+constexpr int kMaxChunk = MDNSTAB_MAX_CHUNK;  // tokens staged per chunk (chunk_of)
 constexpr int kMaxWarps = 4;   // warps per CTA (1, 2 or 4, chosen per shape)
 constexpr int kMinCtas = 3;    // CTAs of kMaxWarps per SM the register budget allows
 constexpr unsigned kFull = 0xffffffffu;
@@ -43,10 +51,11 @@ struct Cfg {
   static constexpr bool kPrescaled = G == 16;
   static_assert((32 / G) * kCols == kWarpCols, "a warp covers kWarpCols columns");
 };
-// Tokens per chunk: three raw staging buffers must fit beside M with 3 CTAs per SM.
+// Tokens per chunk: two raw staging buffers (and the prescaled vectors, or M) must fit
+// with 3 CTAs per SM; fp32 staging is twice as large as bf16.
 template <int G, class InT>
 __host__ __device__ constexpr int chunk_of() {
-  return (G == 32 && sizeof(InT) == 4) ? 4 : 8;
+  return sizeof(InT) == 2 ? (G == 16 ? MDNSTAB_G16_CHUNK : 16) : 8;
 }
 
 struct KernelArgs {
@@ -76,8 +85,8 @@ struct KernelArgs {
   unsigned long long* first_bad = nullptr; // [N,H]
   // Geometry: CTA = `warps` warps over cols_per_cta value columns of one pair.
   int warps = 1, ctas_per_pair = 1, cols_per_cta = 8, dkp = 128;
-  // Staging layout in bytes of one raw buffer (three are used, a ring), and of one buffer
-  // of prescaled fp32 vectors (Cfg::kPrescaled; two are used): c [kChunk], p [kChunk+1], q [kChunk].
+  // Staging layout in bytes of one raw buffer (two are used), and of the buffer of
+  // prescaled fp32 vectors (Cfg::kPrescaled): c [kChunk], p [kChunk+1], q [kChunk].
   int stage_bytes = 0, off_k = 0, off_q = 0, off_v = 0, off_la = 0, off_lm = 0, off_beta = 0, off_eta = 0;
   int vec_bytes = 0;
 };
@@ -282,8 +291,7 @@ __device__ void issue_chunk(const KernelArgs& a, char* stg, int64_t bt0, int h, 
 }
 
 // Per-token scalars of a landed chunk: norms of k and q (4 lanes per vector, 8 vectors
-// per warp at a time, so one pass covers a chunk and the shuffle round trips of its
-// vectors overlap), gates; with Cfg::kPrescaled also the fp32 vectors c = eta k^
+// per warp at a time, so that the shuffle round trips of many vectors overlap), gates; with Cfg::kPrescaled also the fp32 vectors c = eta k^
 // (scalar eta), p = rho_p k^ and scale q^ of the chunk. Lane `sub` of a vector's 4 lanes
 // handles the 8-row groups g = sub + 4m (16-byte loads); prescaled row g*8 + r of token t
 // is stored as float4 [t][r / 4][g], so that the G lanes' two 16-byte loads of a token
@@ -355,7 +363,6 @@ __device__ void prep_chunk(const KernelArgs& a, const char* stg, float* vec, Tok
     ts.alpha[tid] = expf(la[tid]);
     ts.mu[tid] = expf(lm[tid]);
   }
-  if (tid == 0) ts.one = 1.f;
 }
 
 // Rows r of the lane's M: registers (G = 16) or the warp's shared slice laid out
@@ -430,24 +437,22 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   const bool probes = a.probe_every > 0;
   const bool probe_o = probes && !is_w && my_col < a.DV;
 
-  // Shared memory: [M slices of the warps][raw staging ring x3][TokScalars x2][vectors x2].
+  // Shared memory: [M slices of the warps][raw staging x2][TokScalars][prescaled vectors].
   MState<G> M;
   M.sh = reinterpret_cast<float4*>(smem) + warp * (Cfg<G>::kWarpMBytes / 16) + lane;
   char* raw_base = smem + a.warps * Cfg<G>::kWarpMBytes;
-  TokScalars* ts_base = reinterpret_cast<TokScalars*>(raw_base + 3 * a.stage_bytes);
-  float* vec_base = reinterpret_cast<float*>(raw_base + 3 * a.stage_bytes + 2 * kTsBytes);
-  auto raw = [&](int c) { return raw_base + (c % 3) * a.stage_bytes; };
-  auto vecb = [&](int c) { return vec_base + (c & 1) * (a.vec_bytes / 4); };
+  TokScalars& ts = *reinterpret_cast<TokScalars*>(raw_base + 2 * a.stage_bytes);
+  float* vec = reinterpret_cast<float*>(raw_base + 2 * a.stage_bytes + kTsBytes);
+  auto raw = [&](int c) { return raw_base + (c & 1) * a.stage_bytes; };
 
-  // Zero the raw ring once: padding rows (>= DK) and columns (>= ncols) stay zero.
-  for (int i = tid; i < 3 * a.stage_bytes / 16; i += nt)
+  // Zero both raw buffers once: padding rows (>= DK) and columns (>= ncols) stay zero.
+  for (int i = tid; i < 2 * a.stage_bytes / 16; i += nt)
     reinterpret_cast<uint4*>(raw_base)[i] = make_uint4(0, 0, 0, 0);
+  if (tid == 0) ts.one = 1.f;
   __syncthreads();
 
-  // Prologue: chunks 0 and 1 copied and prepared, chunk 2 in flight. In steady state,
-  // while chunk c is computed, chunk c+1 is prepared and chunk c+2 is in flight.
   const int n_chunks = (len + kChunk - 1) / kChunk;
-  for (int c = 0; c < min(n_chunks, 2); ++c) issue_chunk<G, InT>(a, raw(c), bt0, h, len, c, col0g, ncols, tid, nt);
+  if (n_chunks > 0) issue_chunk<G, InT>(a, raw(0), bt0, h, len, 0, col0g, ncols, tid, nt);
   cp_async_commit();
 
   // Initial state: S in registers, M in registers or the warp's shared slice.
@@ -470,9 +475,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 
   cp_async_wait_all();
   __syncthreads();
-  for (int c = 0; c < min(n_chunks, 2); ++c) prep_chunk<G, InT>(a, raw(c), vecb(c), ts_base[c & 1], warp, lane);
-  if (n_chunks > 2) issue_chunk<G, InT>(a, raw(2), bt0, h, len, 2, col0g, ncols, tid, nt);
-  cp_async_commit();
+  if (n_chunks > 0) prep_chunk<G, InT>(a, raw(0), vec, ts, warp, lane);
   __syncthreads();
 
   // Probe state of the lane.
@@ -486,9 +489,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
   if (n_chunks > 0) {
     float kn[kRows];
     if constexpr (Cfg<G>::kPrescaled)
-      load_vec<G>(vecb(0) + kChunk * a.dkp, 0, g, kn);
+      load_vec<G>(vec + kChunk * a.dkp, 0, g, kn);
     else
-      load8(reinterpret_cast<const InT*>(raw(0) + a.off_k) + g * kRows, ts_base[0].kp[0], kn);
+      load8(reinterpret_cast<const InT*>(raw(0) + a.off_k) + g * kRows, ts.kp[0], kn);
     float vals[NV];
 #pragma unroll
     for (int j = 0; j < C; ++j) {
@@ -510,15 +513,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
 
   for (int c = 0; c < n_chunks; ++c) {
     const char* stg = raw(c);
-    const TokScalars& ts = ts_base[c & 1];
+    if (c + 1 < n_chunks) issue_chunk<G, InT>(a, raw(c + 1), bt0, h, len, c + 1, col0g, ncols, tid, nt);
+    cp_async_commit();
     // Per-token pointers, advanced by one token per step (no address arithmetic inside).
     const InT* sk = reinterpret_cast<const InT*>(stg + a.off_k) + g * kRows;  // raw k rows (G = 32)
     const InT* sq = reinterpret_cast<const InT*>(stg + a.off_q) + g * kRows;  // raw q rows (G = 32)
-    const float4* vc = reinterpret_cast<const float4*>(vecb(c)) + g;           // prescaled (G = 16)
+    const float4* vc = reinterpret_cast<const float4*>(vec) + g;               // prescaled (G = 16)
     const float4* vp = vc + 2 * G * kChunk + 2 * G;
     const float4* vq = vc + 2 * G * (2 * kChunk + 1);
     const InT* own_v = reinterpret_cast<const InT*>(stg + a.off_v) + own_col;
-    const float* own_eta = a.eta_pc ? reinterpret_cast<const float*>(stg + a.off_eta) + own_col : &ts_base[0].one;
+    const float* own_eta = a.eta_pc ? reinterpret_cast<const float*>(stg + a.off_eta) + own_col : &ts.one;
     const int eta_step = a.eta_pc ? a.cols_per_cta : 0;
     const float* sbeta = reinterpret_cast<const float*>(stg + a.off_beta) + (a.beta_pc ? wcol : 0);
     const int ns = min(kChunk, len - c * kChunk);
@@ -640,14 +644,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinCtas) recurrent_fwd_kernel
       }
     }
 
-    // Chunk c+2 landed; every warp is done with chunk c, whose raw buffer takes chunk
-    // c+3 and whose scalars and vectors take chunk c+2. One barrier per chunk: each warp
-    // prepares its share of chunk c+2 and goes on with chunk c+1 (prepared a chunk ago).
     cp_async_wait_all();
+    __syncthreads();  // chunk c+1 landed; every warp is done with chunk c
+    if (c + 1 < n_chunks) prep_chunk<G, InT>(a, raw(c + 1), vec, ts, warp, lane);
     __syncthreads();
-    if (c + 2 < n_chunks) prep_chunk<G, InT>(a, raw(c + 2), vecb(c + 2), ts_base[c & 1], warp, lane);
-    if (c + 3 < n_chunks) issue_chunk<G, InT>(a, raw(c + 3), bt0, h, len, c + 3, col0g, ncols, tid, nt);
-    cp_async_commit();
   }
 
   if (probes) {
