@@ -23,7 +23,7 @@
 
 // Chunk lengths (tokens staged at a time); compile-time knobs for kernel experiments.
 #ifndef MDNSTAB_G16_CHUNK
-#define MDNSTAB_G16_CHUNK 16
+#define MDNSTAB_G16_CHUNK 24
 #endif
 #ifndef MDNSTAB_MAX_CHUNK
 #define MDNSTAB_MAX_CHUNK (MDNSTAB_G16_CHUNK > 16 ? MDNSTAB_G16_CHUNK : 16)
