@@ -71,5 +71,6 @@ void setup_sweep(App& app);
 void setup_certify(App& app);
 void setup_lyapunov(App& app);
 void setup_constraint(App& app);
+void setup_simulate(App& app);
 
 }  // namespace mdnstab::cli

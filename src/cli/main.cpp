@@ -8,5 +8,6 @@ int main(int argc, char** argv) {
   mdnstab::cli::setup_certify(app);
   mdnstab::cli::setup_lyapunov(app);
   mdnstab::cli::setup_constraint(app);
+  mdnstab::cli::setup_simulate(app);
   return app.main(argc, argv);
 }
