@@ -2,7 +2,8 @@
 # One device call (run from the repository root with the build folder carried):
 #   the gpu tests, compute-sanitizer memcheck and racecheck on the small gpu tests, the
 #   numbered kernel versions, the benchmark, Nsight Compute on one launch of each head
-#   size, and the SASS of the kernels. Logs under $OUT (8 files at most come back).
+#   size, simulate on the GPU against the CPU reference and one 2M-token GPU run (and
+#   the SASS with SASS=1). Logs under $OUT (8 files at most come back).
 #   GPUBUILD=.gpubuild bash .gpubuild/gpu_device_run.sh [--no-sanitizer] [--no-ncu]
 set -uo pipefail
 G=${GPUBUILD:-.gpubuild}
@@ -64,6 +65,21 @@ if [ $ncu = 1 ]; then
     echo "ncu $shape rc=$?"
   done
 fi
-"$(tool cuobjdump)" --dump-sass "$G/mdnstab_bench_recurrent" >"$OUT/sass.txt" 2>&1
+echo "== simulate: GPU kernel against the CPU reference, and one long GPU run"
+{
+  gates="--alpha 0.99 --beta 0.9 --mu 0.99 --eta 1.9"
+  for dev in gpu cpu; do  # exploding gates, rotating keys: the same first non-finite step
+    "$G/mdnstab" --format json simulate --device $dev --heads 2 --dk 128 --dv 64 --steps 2000 --keys rotating:0.8 \
+      --probe-every 20 $gates
+  done
+  for dev in gpu cpu; do  # stable jittered gates: the same growth rate
+    "$G/mdnstab" --format json simulate --device $dev --heads 2 --dk 128 --dv 64 --steps 20000 --gate-jitter 0.05 \
+      --alpha 0.97 --beta 0.3 --mu 0.9 --eta 1.2 --probe-every 200
+  done
+  "$G/mdnstab" simulate --device gpu --dtype bf16 --dk 64 --dv 64 --steps 2000000 --probe-every 20000 \
+    --alpha 0.999 --beta 0.5 --mu 0.9 --eta 1 --out "$OUT/long_run.csv"
+} >"$OUT/simulate.log" 2>&1
+echo "simulate rc=$?"; cut -c1-400 "$OUT/simulate.log"
+[ "${SASS:-0}" = 1 ] && "$(tool cuobjdump)" --dump-sass "$G/mdnstab_bench_recurrent" >"$OUT/sass.txt" 2>&1
 echo "== summary"
 cat "$OUT/bench.log"

@@ -299,12 +299,14 @@ int main(int argc, char** argv) {
   std::printf("device: %s, %d SMs, max SM clock %.0f MHz, L2 %.0f MiB\n", prop.name, prop.multiProcessorCount, mhz,
               prop.l2CacheSize / 1048576.0);
 
-  std::vector<Shape> shapes = {{8, 4096, 6, 128, 256, 3.6, 7.29}, {4, 8192, 6, 256, 512, 17.8, 35.9}};
+  // The third shape of DESIGN.md section 8 has no reference recurrent figure: shown, not judged.
+  std::vector<Shape> shapes = {{8, 4096, 6, 128, 256, 3.6, 7.29}, {4, 8192, 6, 256, 512, 17.8, 35.9},
+                               {1, 65536, 6, 128, 256, 0, 0}};
   if (quick) shapes = {{2, 1024, 6, 128, 256, 3.6 / 16, 7.29 / 16}};
 
   bool ok = true;
-  for (const Shape& s : shapes)
-    for (bool pr : {false, true}) ok = check_shape(s, pr) && ok;
+  for (size_t i = 0; i < std::min<size_t>(shapes.size(), 2); ++i)  // the third has the first's head size
+    for (bool pr : {false, true}) ok = check_shape(shapes[i], pr) && ok;
   if (!ok) {
     std::printf("check FAILED: no timings\n");
     return 1;
@@ -334,10 +336,14 @@ int main(int argc, char** argv) {
       const Timing t = time_shape(s, sets, o, every, reps, bufs);
       if (every == 0) off_ms = t.median;
       const std::string mode = every == 0 ? "off" : "every " + std::to_string(every);
-      std::printf("%-24s %-10s %9.3f %8.3f %8.3f %8.3f %9.2f %9.2f %7.2fx", shape, mode.c_str(), t.median, t.min, t.max,
-                  t.median * 1e3 / s.T, s.target_ms, s.reference_ms, s.reference_ms / t.median);
+      std::printf("%-24s %-10s %9.3f %8.3f %8.3f %8.3f", shape, mode.c_str(), t.median, t.min, t.max,
+                  t.median * 1e3 / s.T);
+      if (s.target_ms > 0)
+        std::printf(" %9.2f %9.2f %7.2fx", s.target_ms, s.reference_ms, s.reference_ms / t.median);
+      else
+        std::printf(" %9s %9s %8s", "-", "-", "-");
       if (every != 0) std::printf("  probe cost %+.1f%%", 100.0 * (t.median / off_ms - 1));
-      std::printf("%s\n", t.median <= s.target_ms ? "" : "  ABOVE TARGET");
+      std::printf("%s\n", s.target_ms <= 0 || t.median <= s.target_ms ? "" : "  ABOVE TARGET");
       if (out)
         std::fprintf(out, "%s,%s,\"%s\",bf16,probes %s,%.4f\n", prop.name, commit.c_str(), shape, mode.c_str(), t.median);
     }
