@@ -17,7 +17,7 @@ done
 for lib in $(ldd "$dest"/mdnstab* | awk '/=>/ {print $3}' | sort -u | grep -E 'libfmt|libgomp|libtomlplusplus'); do
   cp -L "$lib" "$dest/lib/"
 done
-cp "$src/scripts/gpu_device_run.sh" "$dest/"
+cp "$src/scripts/gpu_device_run.sh" "$src/scripts/bench_reference_recurrent.py" "$dest/"
 git -C "$src" rev-parse --short HEAD >"$dest/COMMIT"
 git -C "$src" diff --quiet HEAD -- kernels src tests || echo "$(cat "$dest/COMMIT")+dirty" >"$dest/COMMIT"
 echo "build_gpu.sh: $(ls "$dest" | tr '\n' ' ') -> $dest (commit $(cat "$dest/COMMIT"))"

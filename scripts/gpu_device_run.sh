@@ -3,7 +3,8 @@
 #   the gpu tests, compute-sanitizer memcheck and racecheck on the small gpu tests, the
 #   numbered kernel versions, the benchmark, Nsight Compute on one launch of each head
 #   size, simulate on the GPU against the CPU reference and one 2M-token GPU run (and
-#   the SASS with SASS=1). Logs under $OUT (8 files at most come back).
+#   the SASS with SASS=1, the official recurrent Triton kernel with REFERENCE=PATH of its
+#   fused_recurrent.py). Logs under $OUT (8 files at most come back).
 #   GPUBUILD=.gpubuild bash .gpubuild/gpu_device_run.sh [--no-sanitizer] [--no-ncu]
 set -uo pipefail
 G=${GPUBUILD:-.gpubuild}
@@ -45,11 +46,11 @@ if [ $sanitizer = 1 ]; then
 fi
 
 echo "== numbered versions"
-"$G/mdnstab_dev_recurrent" >"$OUT/dev.log" 2>&1
-echo "dev rc=$?"; cat "$OUT/dev.log"
+"$G/mdnstab_dev_recurrent" >"$OUT/bench.log" 2>&1  # versions first, then the benchmark
+echo "dev rc=$?"
 
 echo "== benchmark"
-"$G/mdnstab_bench_recurrent" --csv "$OUT/recurrent.csv" --commit "$commit" >"$OUT/bench.log" 2>&1
+"$G/mdnstab_bench_recurrent" --csv "$OUT/recurrent.csv" --commit "$commit" >>"$OUT/bench.log" 2>&1
 echo "bench rc=$?"
 nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv >>"$OUT/device.txt" 2>&1
 
@@ -81,5 +82,10 @@ echo "== simulate: GPU kernel against the CPU reference, and one long GPU run"
 } >"$OUT/simulate.log" 2>&1
 echo "simulate rc=$?"; cut -c1-400 "$OUT/simulate.log"
 [ "${SASS:-0}" = 1 ] && "$(tool cuobjdump)" --dump-sass "$G/mdnstab_bench_recurrent" >"$OUT/sass.txt" 2>&1
+if [ -n "${REFERENCE:-}" ]; then  # the official recurrent Triton kernel, timed beside ours
+  echo "== reference recurrent kernel ($REFERENCE)"
+  PYTHONUNBUFFERED=1 timeout 300 python3 "$G/bench_reference_recurrent.py" "$REFERENCE" >"$OUT/reference.log" 2>&1
+  echo "reference rc=$?"; tail -5 "$OUT/reference.log"
+fi
 echo "== summary"
 cat "$OUT/bench.log"
