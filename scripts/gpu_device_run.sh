@@ -78,7 +78,7 @@ echo "== simulate: GPU kernel against the CPU reference, and one long GPU run"
       --alpha 0.97 --beta 0.3 --mu 0.9 --eta 1.2 --probe-every 200
   done
   "$G/mdnstab" simulate --device gpu --dtype bf16 --dk 64 --dv 64 --steps 2000000 --probe-every 20000 \
-    --alpha 0.999 --beta 0.5 --mu 0.9 --eta 1 --out "$OUT/long_run.csv"
+    --alpha 0.999 --beta 0.2 --mu 0.5 --eta 0.5 --out "$OUT/long_run.csv"
 } >"$OUT/simulate.log" 2>&1
 echo "simulate rc=$?"; cut -c1-400 "$OUT/simulate.log"
 [ "${SASS:-0}" = 1 ] && "$(tool cuobjdump)" --dump-sass "$G/mdnstab_bench_recurrent" >"$OUT/sass.txt" 2>&1
