@@ -73,5 +73,6 @@ void setup_lyapunov(App& app);
 void setup_constraint(App& app);
 void setup_chunk_safety(App& app);
 void setup_ode(App& app);
+void setup_simulate(App& app);
 
 }  // namespace mdnstab::cli
