@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One device call (run from the repository root with the build folder carried):
+#   the gpu tests, compute-sanitizer memcheck and racecheck on the small gpu tests, the
+#   numbered kernel versions, the benchmark, Nsight Compute on one launch of each head
+#   size, and the SASS of the kernels. Logs under $OUT (8 files at most come back).
+#   GPUBUILD=.gpubuild bash .gpubuild/gpu_device_run.sh [--no-sanitizer] [--no-ncu]
+set -uo pipefail
+G=${GPUBUILD:-.gpubuild}
+OUT=${OUT:-/tmp/mdnstab_gpu_out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$G/lib:${LD_LIBRARY_PATH:-}"
+sanitizer=1 ncu=1
+for a in "$@"; do
+  case $a in
+    --no-sanitizer) sanitizer=0 ;;
+    --no-ncu) ncu=0 ;;
+  esac
+done
+commit=$(cat "$G/COMMIT" 2>/dev/null || echo unknown)
+cuda_bin=/usr/local/cuda/bin
+tool() { command -v "$1" || echo "$cuda_bin/$1"; }
+
+{
+  date -u
+  nvidia-smi
+  nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv
+} >"$OUT/device.txt" 2>&1
+
+echo "== gpu tests"
+"$G/mdnstab_gpu_tests" --gtest_color=no >"$OUT/tests.log" 2>&1
+echo "gpu tests rc=$?"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran" "$OUT/tests.log"
+
+if [ $sanitizer = 1 ]; then
+  small='GpuRecurrent.RandomBF16*:GpuRecurrent.Varlen*:GpuRecurrent.OddSizes*:GpuRecurrent.SmallHead*:GpuRecurrent.LargestHead*:GpuRecurrent.PerChannel*'
+  cs=$(tool compute-sanitizer)
+  for t in memcheck racecheck; do
+    echo "== compute-sanitizer --tool $t"
+    timeout 240 "$cs" --tool $t --error-exitcode 9 "$G/mdnstab_gpu_tests" --gtest_color=no --gtest_filter="$small" \
+      >>"$OUT/sanitizer.log" 2>&1
+    echo "$t rc=$?" | tee -a "$OUT/sanitizer.log"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Error" "$OUT/sanitizer.log" | tail -3
+  done
+fi
+
+echo "== numbered versions"
+"$G/mdnstab_dev_recurrent" >"$OUT/dev.log" 2>&1
+echo "dev rc=$?"; cat "$OUT/dev.log"
+
+echo "== benchmark"
+"$G/mdnstab_bench_recurrent" --csv "$OUT/recurrent.csv" --commit "$commit" >"$OUT/bench.log" 2>&1
+echo "bench rc=$?"
+nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv >>"$OUT/device.txt" 2>&1
+
+if [ $ncu = 1 ]; then
+  echo "== ncu"
+  n=$(tool ncu)
+  for shape in 8,512,6,128,256 4,256,6,256,512; do
+    timeout 120 "$n" --clock-control none -k regex:recurrent_fwd --launch-skip 4 --launch-count 1 \
+      --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section InstructionStats \
+      --section Occupancy --section LaunchStats "$G/mdnstab_dev_recurrent" 2 --shape $shape >>"$OUT/ncu.txt" 2>&1
+    echo "ncu $shape rc=$?"
+  done
+fi
+"$(tool cuobjdump)" --dump-sass "$G/mdnstab_bench_recurrent" >"$OUT/sass.txt" 2>&1
+echo "== summary"
+cat "$OUT/bench.log"
