@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -315,9 +317,11 @@ Matrix4d replay_product(std::span<const Gates> set, const Witness& w, int steps)
       k[2 * t + 1] = std::sin(t * w.angle);
       gi = w.gate_index.empty() ? 0 : w.gate_index[size_t(t) % w.gate_index.size()];
     } else {
+      // Period n of the pattern turned by n * drift.
       const auto& kk = w.keys[size_t(t) % w.keys.size()];
-      k[2 * t] = kk[0];
-      k[2 * t + 1] = kk[1];
+      const double turn = double(t / int(w.keys.size())) * w.drift, c = std::cos(turn), s = std::sin(turn);
+      k[2 * t] = c * kk[0] - s * kk[1];
+      k[2 * t + 1] = s * kk[0] + c * kk[1];
       gi = w.gate_index[size_t(t) % w.gate_index.size()];
     }
     const Gates& g = set[size_t(gi)];
@@ -351,13 +355,22 @@ double rho4(const Matrix4d& m) { return Eigen::EigenSolver<Matrix4d>(m, false).e
 
 // Growth per step of the witness from the reference recurrence: for a periodic
 // schedule rho(P_L)^(1/L); for a rotation, the product over n steps equals
-// D_n C^n with D_n = I_2 (x) R(n angle) the frame turn, so rho(D_n^T P_n)^(1/n).
+// D_n C^n with D_n = I_2 (x) R(n angle) the frame turn, so rho(D_n^T P_n)^(1/n);
+// likewise for a key pattern turning by `drift` per period.
 double replayed_growth(std::span<const Gates> set, const Witness& w) {
-  if (w.kind == Witness::Kind::kSwitching) return std::pow(rho4(replay_product(set, w, w.period)), 1.0 / w.period);
-  const int L = std::max<int>(1, int(w.gate_index.size()));
-  const int n = 12 * L;  // whole gate cycles
+  int n;
+  double turn;
+  if (w.kind == Witness::Kind::kSwitching) {
+    if (w.drift == 0) return std::pow(rho4(replay_product(set, w, w.period)), 1.0 / w.period);
+    n = 6 * w.period;  // six periods
+    turn = 6 * w.drift;
+  } else {
+    const int L = std::max<int>(1, int(w.gate_index.size()));
+    n = 12 * L;  // whole gate cycles
+    turn = n * w.angle;
+  }
   const Matrix4d P = replay_product(set, w, n);
-  const double c = std::cos(n * w.angle), s = std::sin(n * w.angle);
+  const double c = std::cos(turn), s = std::sin(turn);
   Matrix4d D = Matrix4d::Zero();  // frame turn on (s1, m1, s2, m2)
   for (int j = 0; j < 2; ++j) D(j, j) = c, D(j, 2 + j) = -s, D(2 + j, j) = s, D(2 + j, 2 + j) = c;
   return std::pow(rho4(D.transpose() * P), 1.0 / n);
@@ -427,16 +440,22 @@ TEST(Certify, GdnGatesAreCertified) {
       }
 }
 
-TEST(Certify, DeltaNetSitsOnTheBoundary) {
-  // alpha = 1, mu = 0: A_perp has eigenvalue 1, so gamma = 1 and no verdict.
-  const Certificate c = cert1(lin(1.0, 0.5, 0.0, 1.0));
-  EXPECT_EQ(c.verdict, Verdict::kUndecided);
-  EXPECT_NEAR(c.upper_bound, 1.0, 1e-6);
+TEST(Certify, UnitEigenvaluesSitOnTheBoundary) {
+  // alpha = 1, mu = 0 (DeltaNet): A_perp has eigenvalue 1, so gamma = 1 and no
+  // verdict; likewise other gates whose worst growth is exactly 1 (a unit
+  // eigenvalue), where rounding must not tip the verdict either way.
+  for (const Gates& g : {lin(1.0, 0.5, 0.0, 1.0), lin(1, 0, 0, 0), lin(0.5, 1, 1, 0), lin(0, 1, 1, 2), lin(1, 0, 1, 2)}) {
+    const Certificate c = cert1(g);
+    EXPECT_EQ(c.verdict, Verdict::kUndecided) << g.alpha << " " << g.beta << " " << g.mu << " " << g.eta;
+    EXPECT_NEAR(c.upper_bound, 1.0, 1e-6);
+    EXPECT_NEAR(c.lower_bound, 1.0, 1e-12);
+  }
 }
 
 // ---- gate sets and boxes ----
 
 TEST(Certify, GateSetWitnessesAreValid) {
+  std::set<std::string> families;
   std::mt19937_64 rng(19);
   std::uniform_real_distribution<double> U(0, 1);
   for (int i = 0; i < 60; ++i) {
@@ -449,7 +468,21 @@ TEST(Certify, GateSetWitnessesAreValid) {
     for (const Gates& g : set) EXPECT_GE(c.upper_bound, cert1(g, false).upper_bound * (1 - 1e-9)) << i;
     const double rep = replayed_growth(set, c.witness);
     EXPECT_NEAR(rep, c.lower_bound, 1e-9 * c.lower_bound) << i << " " << c.witness.family;
+    families.insert(c.witness.family);
   }
+  // The replay above covered the keys that turn between periods too.
+  EXPECT_TRUE(families.count("turning-cycle")) << "no turning-cycle witness among the sets";
+}
+
+TEST(Certify, TwoCertifiedGatesRefuteTogether) {
+  // Each gate alone is certified; switching between them (a short key/gate
+  // word) grows. The witness must replay through the reference recurrence.
+  const std::vector<Gates> set = {lin(0.7, 0.965, 0.503, 0.408), lin(0.936, 0.05, 0.855, 1.765)};
+  for (const Gates& g : set) EXPECT_EQ(cert1(g).verdict, Verdict::kCertified);
+  const Certificate c = cert(set);
+  EXPECT_EQ(c.verdict, Verdict::kRefuted);
+  EXPECT_GT(c.lower_bound, 1.1);
+  EXPECT_NEAR(replayed_growth(set, c.witness), c.lower_bound, 1e-9 * c.lower_bound);
 }
 
 TEST(Certify, BoxIsCertifiedAtItsVertices) {

@@ -48,6 +48,9 @@ std::string witness_text(const Witness& w, bool single) {
     std::string keys;
     for (size_t t = 0; t < w.keys.size(); ++t)
       keys += (t ? " " : "") + key_text(w.keys[t]) + (single ? "" : fmt::format("@{}", w.gate_index[t]));
+    if (w.drift != 0)
+      return fmt::format("keys {}{}, the pattern turning by {:.12g} rad every {} steps", keys,
+                         single ? "" : " (key@gate row)", w.drift, w.period);
     return fmt::format("keys repeating every {} steps: {}{}", w.period, keys, single ? "" : " (key@gate row)");
   }
   return "none";
@@ -65,11 +68,13 @@ nlohmann::json witness_json(const Witness& w, std::span<const Gates> set) {
           {"angle", w.angle},
           {"period", w.period},
           {"keys", keys},
+          {"drift", w.drift},
           {"gate_index", w.gate_index},
           {"gates", used},
           {"replay", "step t = 0, 1, ...: unit key in the plane of two orthonormal key directions e1, e2 "
                      "(rotation: k_t = cos(t*angle) e1 + sin(t*angle) e2, gate row gate_index[t % len]; "
-                     "switching: k_t = keys[t % period], gate row gate_index[t % period]); v = 0"}};
+                     "switching: k_t = R(floor(t / period) * drift) keys[t % period], gate row gate_index[t % period], R the "
+                     "rotation of the plane); v = 0"}};
 }
 
 nlohmann::json certificate_json(const Certificate& c, std::span<const Gates> set) {
@@ -77,6 +82,7 @@ nlohmann::json certificate_json(const Certificate& c, std::span<const Gates> set
   const double opt_gap = c.gamma_dual > 0 ? c.upper_bound / c.gamma_dual - 1 : NAN;
   return {{"upper_bound", number_or_null(c.upper_bound)},
           {"W", {c.W[0], c.W[1], c.W[2]}},
+          {"W_factor", {c.W_factor[0], c.W_factor[1]}},
           {"lower_bound", number_or_null(c.lower_bound)},
           {"witness", witness_json(c.witness, set)},
           {"verdict", to_string(c.verdict)},

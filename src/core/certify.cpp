@@ -30,8 +30,8 @@ const char* to_string(Witness::Kind k) {
 }
 
 Verdict verdict_of(double upper_bound, double lower_bound) {
-  if (upper_bound < 1.0) return Verdict::kCertified;
-  if (lower_bound > 1.0) return Verdict::kRefuted;
+  if (upper_bound < 1.0 - kVerdictRoundoff) return Verdict::kCertified;
+  if (lower_bound > 1.0 + kVerdictRoundoff) return Verdict::kRefuted;
   return Verdict::kUndecided;
 }
 
@@ -83,21 +83,25 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
     c.frozen_spectral_radius = std::max(
         {c.frozen_spectral_radius, detail::spectral_radius2(a_par(g)), detail::spectral_radius2(a_perp(g))});
 
-  detail::UpperBound ub;
-  if (c.single_gate) {
-    ub = detail::upper_bound_pair(a_par(gate_set[0]), a_perp(gate_set[0]));
-  } else {
-    std::vector<Mat2> mats;
-    mats.reserve(2 * gate_set.size());
-    for (const Gates& g : gate_set) {
-      mats.push_back(a_par(g));
-      mats.push_back(a_perp(g));
-    }
-    ub = detail::upper_bound_set(mats);
+  std::vector<Mat2> mats;
+  mats.reserve(2 * gate_set.size());
+  for (const Gates& g : gate_set) {
+    mats.push_back(a_par(g));
+    mats.push_back(a_perp(g));
+  }
+  detail::UpperBound ub = c.single_gate ? detail::upper_bound_pair(mats[0], mats[1]) : detail::upper_bound_set(mats);
+  if (c.single_gate && ub.gamma > std::max(ub.gamma_dual, c.frozen_spectral_radius) * (1 + opt.rel_tol)) {
+    // The dual does not prove the tolerance: try the general algorithm too and
+    // keep the better bound (and the better dual; both are valid).
+    const detail::UpperBound alt = detail::upper_bound_set(mats);
+    const double dual = std::max(ub.gamma_dual, alt.gamma_dual);
+    if (alt.gamma < ub.gamma) ub = alt;
+    ub.gamma_dual = dual;
   }
   if (!std::isfinite(ub.gamma)) return error(Code::kNumericalIssue, "the quadratic bound is not finite");
   c.upper_bound = ub.gamma;
   c.W = ub.W;
+  c.W_factor = ub.factor;
   c.active_gate = ub.active >= 0 ? ub.active / 2 : -1;
   // Every lower bound on the JSR is one on the optimal gamma too.
   c.gamma_dual = std::max(ub.gamma_dual, c.frozen_spectral_radius);

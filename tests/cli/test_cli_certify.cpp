@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -74,6 +75,35 @@ TEST(CliCertify, EachRowOnItsOwnWritesOneResultPerRow) {
   EXPECT_EQ(count_lines(csv), 4);
   EXPECT_EQ(csv.rfind("row,alpha,beta,mu,eta,gamma,w11,w12,w22,lower_bound,verdict", 0), 0u);
   EXPECT_NE(csv.find(",refuted,"), std::string::npos);
+}
+
+TEST(CliSweep, CertificateMetricsAreConsistent) {
+  const auto d = scratch_dir("sweep_cert");
+  auto r = run_cli("sweep --axis alpha=0.5:1:6 --axis beta=0:1:5 --fix mu=0.99 --fix eta=1.9 "
+                   "--metrics frozen_rho,gamma,lower_bound,verdict --out " + (d / "s.csv").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream f(d / "s.csv");
+  std::string line;
+  std::getline(f, line);
+  EXPECT_EQ(line, "alpha,beta,mu,eta,frozen_rho,gamma,lower_bound,verdict");
+  int rows = 0, refuted = 0;
+  while (std::getline(f, line)) {
+    double v[7];
+    char verdict[32] = {};
+    ASSERT_EQ(std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%31s", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                          &v[6], verdict),
+              8)
+        << line;
+    const std::string s(verdict);
+    EXPECT_GE(v[5], v[4] * (1 - 1e-12)) << line;  // gamma >= frozen rho
+    EXPECT_LE(v[6], v[5] * (1 + 1e-12)) << line;  // lower <= gamma
+    // The rule of DESIGN.md section 4 with certify.hpp's rounding allowance 1e-13.
+    EXPECT_EQ(s, v[5] < 1 - 1e-13 ? "certified" : (v[6] > 1 + 1e-13 ? "refuted" : "undecided")) << line;
+    refuted += s == "refuted";
+    ++rows;
+  }
+  EXPECT_EQ(rows, 30);
+  EXPECT_GT(refuted, 0);
 }
 
 void expect_bad(const std::string& args, const std::string& named) {
