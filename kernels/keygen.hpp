@@ -66,7 +66,7 @@ MDNSTAB_HD float uniform_f(std::uint32_t x) { return (float(x >> 9) + 0.5f) * 1.
 MDNSTAB_HD double uniform_d(std::uint32_t x) { return (double(x >> 9) + 0.5) * 1.1920928955078125e-7; }
 
 // |z| <= sqrt(-2 ln 2^-24) for every Box-Muller normal below (the smallest uniform is 2^-24).
-inline constexpr double kMaxNormal = 5.7677093548622;
+inline constexpr double kMaxNormal = 5.7681075464036;  // sqrt(48 ln 2), rounded up
 
 // Box-Muller: two standard normals from two words; float on the device (accurate
 // logf, sqrtf, sincospif: a few ulps), double on the host reference.

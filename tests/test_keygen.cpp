@@ -56,6 +56,7 @@ TEST(Keygen, UniformsAreExactAndOpen) {
   double z0, z1;
   keygen::normal_pair_d(0, 0, z0, z1);
   EXPECT_NEAR(std::hypot(z0, z1), keygen::kMaxNormal, 1e-12);
+  EXPECT_LE(std::hypot(z0, z1), keygen::kMaxNormal);
 }
 
 TEST(Keygen, NormalMoments) {

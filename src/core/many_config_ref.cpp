@@ -172,11 +172,13 @@ Status long_recurrent_ref(const kn::LongRunParams& p, int threads) {
   for (std::int64_t b = 0; b < p.batch; ++b) {
     const kn::ManyHead& hd = p.head[b];
     const int DK = p.dk, DV = p.dv;
-    std::vector<float> k(size_t(L * DK) + 4), v(size_t(L * DV) + 4), la(size_t(L)), lm(size_t(L)), be(size_t(L)),
-        et(size_t(L)), o(size_t(L * DV));  // [T,DK], [T,DV], [T] x 4, [T,DV] of one segment
+    const auto nL = static_cast<size_t>(L);
+    std::vector<float> k(nL * DK + 4), v(nL * DV + 4), la(nL), lm(nL), be(nL), et(nL),
+        o(nL * DV);  // [T,DK], [T,DV], [T] x 4, [T,DV] of one segment
     std::vector<float> s(size_t(DK) * DV, 0.f), m(size_t(DK) * DV, 0.f), s1(s.size()), m1(m.size());  // [DK,DV]
     const std::int64_t P = (L + PI - 1) / PI;
-    std::vector<double> ns(size_t(P)), nm(size_t(P)), mo(size_t(P));
+    const auto nP = static_cast<size_t>(P);
+    std::vector<double> ns(nP), nm(nP), mo(nP);
     p.first_nonfinite[b] = -1;
     p.max_norm[b] = 0;
     p.final_norm[b] = NAN;

@@ -28,11 +28,15 @@ constexpr double kLogFloatMax = 88.72;  // ln(FLT_MAX): where an fp32 state over
 constexpr double kUnmeasurable = -40.0;
 
 // The condition number of the 2x2 W > 0: |x| and |x|_W differ by at most sqrt(cond).
-double cond_w(const std::array<double, 3>& W) {
-  const double tr = W[0] + W[2], det = W[0] * W[2] - W[1] * W[1];
-  const double disc = std::sqrt(std::max(0.0, tr * tr / 4 - det));
-  const double lo = tr / 2 - disc, hi = tr / 2 + disc;
-  return lo > 0 ? hi / lo : kInf;
+// From the factor W = c L^T L, L = [[1, x], [0, y]] (exact where W's entries round
+// its small eigenvalue away): cond(W) = cond(L)^2 = (s + sqrt(s^2 - 4 y^2))^2 / (4 y^2)
+// with s = 1 + x^2 + y^2 (the trace of L^T L; y^2 its determinant).
+double cond_w(const Certificate& c) {
+  const double x = c.W_factor[0], y = c.W_factor[1];
+  if (!(y != 0) || !std::isfinite(x) || !std::isfinite(y)) return kInf;
+  const double s = 1 + x * x + y * y, d = y * y;
+  const double hi = (s + std::sqrt(std::max(0.0, s * s - 4 * d))) / 2;
+  return hi * hi / d;  // hi / lo with lo = d / hi
 }
 
 class CpuBackend : public ValidateBackend {
@@ -379,7 +383,7 @@ Result<ValidationReport> validate(std::span<const ValidateRow> rows, std::span<c
     Measurement& ms = rr.measured;
     auto rate = [&](std::int64_t h) { return kn::many_rate(m, h); };
     const double log_gamma = log_or_minus_inf(c.upper_bound);
-    const double cw = cond_w(c.W);
+    const double cw = cond_w(c);
     // Any key sequence: |x_T|_W <= gamma^T |x_0|_W, so a rate over T steps is at most
     // log gamma + log(cond W) / (2 T); tol_round covers fp32 rounding per step.
     const double tol_bound = 0.5 * std::log(cw) / steps + opt.tol_round;
