@@ -70,5 +70,6 @@ void setup_point(App& app);
 void setup_sweep(App& app);
 void setup_certify(App& app);
 void setup_lyapunov(App& app);
+void setup_validate(App& app);
 
 }  // namespace mdnstab::cli

@@ -7,5 +7,6 @@ int main(int argc, char** argv) {
   mdnstab::cli::setup_sweep(app);
   mdnstab::cli::setup_certify(app);
   mdnstab::cli::setup_lyapunov(app);
+  mdnstab::cli::setup_validate(app);
   return app.main(argc, argv);
 }
