@@ -51,7 +51,7 @@ if [ $big = 1 ]; then
     --csv "$OUT/validate-1000.csv" >"$OUT/validate-1000.txt" 2>&1
   rc=$?
   t1=$(date +%s.%N)
-  echo "validate rc=$rc wall $(echo "$t1 - $t0" | bc) s" | tee -a "$OUT/validate-1000.txt"
+  echo "validate rc=$rc wall $(awk "BEGIN {print $t1 - $t0}") s" | tee -a "$OUT/validate-1000.txt"
   tail -40 "$OUT/validate-1000.txt"
 fi
 
