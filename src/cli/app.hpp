@@ -74,5 +74,6 @@ void setup_constraint(App& app);
 void setup_chunk_safety(App& app);
 void setup_ode(App& app);
 void setup_simulate(App& app);
+void setup_validate(App& app);
 
 }  // namespace mdnstab::cli

@@ -11,5 +11,6 @@ int main(int argc, char** argv) {
   mdnstab::cli::setup_chunk_safety(app);
   mdnstab::cli::setup_ode(app);
   mdnstab::cli::setup_simulate(app);
+  mdnstab::cli::setup_validate(app);
   return app.main(argc, argv);
 }
