@@ -5,5 +5,6 @@ int main(int argc, char** argv) {
   mdnstab::cli::App app;
   mdnstab::cli::setup_point(app);
   mdnstab::cli::setup_sweep(app);
+  mdnstab::cli::setup_report(app);
   return app.main(argc, argv);
 }
