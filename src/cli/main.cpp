@@ -5,6 +5,8 @@ int main(int argc, char** argv) {
   mdnstab::cli::App app;
   mdnstab::cli::setup_point(app);
   mdnstab::cli::setup_sweep(app);
+  mdnstab::cli::setup_certify(app);
+  mdnstab::cli::setup_lyapunov(app);
   mdnstab::cli::setup_report(app);
   return app.main(argc, argv);
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include "certify_impl.hpp"
 #include "mdnstab/sweep.hpp"
@@ -29,8 +30,8 @@ const char* to_string(Witness::Kind k) {
 }
 
 Verdict verdict_of(double upper_bound, double lower_bound) {
-  if (upper_bound < 1.0) return Verdict::kCertified;
-  if (lower_bound > 1.0) return Verdict::kRefuted;
+  if (upper_bound < 1.0 - kVerdictRoundoff) return Verdict::kCertified;
+  if (lower_bound > 1.0 + kVerdictRoundoff) return Verdict::kRefuted;
   return Verdict::kUndecided;
 }
 
@@ -82,21 +83,25 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
     c.frozen_spectral_radius = std::max(
         {c.frozen_spectral_radius, detail::spectral_radius2(a_par(g)), detail::spectral_radius2(a_perp(g))});
 
-  detail::UpperBound ub;
-  if (c.single_gate) {
-    ub = detail::upper_bound_pair(a_par(gate_set[0]), a_perp(gate_set[0]));
-  } else {
-    std::vector<Mat2> mats;
-    mats.reserve(2 * gate_set.size());
-    for (const Gates& g : gate_set) {
-      mats.push_back(a_par(g));
-      mats.push_back(a_perp(g));
-    }
-    ub = detail::upper_bound_set(mats);
+  std::vector<Mat2> mats;
+  mats.reserve(2 * gate_set.size());
+  for (const Gates& g : gate_set) {
+    mats.push_back(a_par(g));
+    mats.push_back(a_perp(g));
+  }
+  detail::UpperBound ub = c.single_gate ? detail::upper_bound_pair(mats[0], mats[1]) : detail::upper_bound_set(mats);
+  if (c.single_gate && ub.gamma > std::max(ub.gamma_dual, c.frozen_spectral_radius) * (1 + opt.rel_tol)) {
+    // The dual does not prove the tolerance: try the general algorithm too and
+    // keep the better bound (and the better dual; both are valid).
+    const detail::UpperBound alt = detail::upper_bound_set(mats);
+    const double dual = std::max(ub.gamma_dual, alt.gamma_dual);
+    if (alt.gamma < ub.gamma) ub = alt;
+    ub.gamma_dual = dual;
   }
   if (!std::isfinite(ub.gamma)) return error(Code::kNumericalIssue, "the quadratic bound is not finite");
   c.upper_bound = ub.gamma;
   c.W = ub.W;
+  c.W_factor = ub.factor;
   c.active_gate = ub.active >= 0 ? ub.active / 2 : -1;
   // Every lower bound on the JSR is one on the optimal gamma too.
   c.gamma_dual = std::max(ub.gamma_dual, c.frozen_spectral_radius);
@@ -115,6 +120,27 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   c.gamma_dual = std::min(c.gamma_dual, c.upper_bound);
   c.verdict = verdict_of(c.upper_bound, c.lower_bound);
   return c;
+}
+
+Result<std::vector<Certificate>> certify_each(std::span<const Gates> gates, const CertifyOptions& opt,
+                                              int threads) {
+  if (gates.empty()) return error(Code::kInvalidArgument, "the gate set is empty: nothing to certify");
+  if (threads < 0) return error(Code::kInvalidArgument, fmt::format("threads = {} must be >= 0", threads));
+  std::vector<Certificate> out(gates.size());
+  std::vector<Status> bad(gates.size());
+  const long n = long(gates.size());
+  const int nt = threads > 0 ? threads : omp_get_num_procs();
+#pragma omp parallel for schedule(dynamic, 256) num_threads(nt)
+  for (long i = 0; i < n; ++i) {
+    auto r = certify(gates.subspan(size_t(i), 1), opt);
+    if (r.is_ok())
+      out[size_t(i)] = std::move(r.value);
+    else
+      bad[size_t(i)] = r.status;
+  }
+  for (size_t i = 0; i < bad.size(); ++i)
+    if (!bad[i].is_ok()) return error(bad[i].code, fmt::format("gate row {}: {}", i, bad[i].message));
+  return out;
 }
 
 Result<GateRange> parse_gate_range(std::string_view spec) {

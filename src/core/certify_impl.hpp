@@ -16,6 +16,7 @@ namespace mdnstab::detail {
 struct UpperBound {
   double gamma = 0;                  // the max norm at W, recomputed from W
   std::array<double, 3> W{1, 0, 1};  // normalized so that max(w11, w22) = 1
+  std::array<double, 2> factor{0, 1};  // W ~ L^T L, L = [[1, x], [0, y]]: [x, y]
   double gamma_dual = 0;             // dual lower bound on the optimum
   int active = -1;                   // index of a matrix reaching gamma
 };

@@ -72,19 +72,21 @@ double spectral_radius4(const Mat4& m) {
   return es.eigenvalues().cwiseAbs().maxCoeff();
 }
 
-// The rotating-frame step C_g(theta) = (I_2 (x) R(theta))^T T_g(e1).
-Mat4 rotating_step(const Gates& g, double theta) {
-  const Mat4 T = to_eigen(transition4(g, 1.0, 0.0));
+// I_2 (x) R(theta) on (s1, m1, s2, m2): pair 1 <- c pair1 - s pair2, pair 2 <- s pair1 + c pair2.
+Mat4 frame_turn(double theta) {
   const double c = std::cos(theta), s = std::sin(theta);
-  Mat4 R = Mat4::Zero();  // (s1, m1, s2, m2): pair 1 <- c pair1 + s pair2, pair 2 <- -s pair1 + c pair2
+  Mat4 R = Mat4::Zero();
   for (int j = 0; j < 2; ++j) {
     R(j, j) = c;
-    R(j, 2 + j) = s;
-    R(2 + j, j) = -s;
+    R(j, 2 + j) = -s;
+    R(2 + j, j) = s;
     R(2 + j, 2 + j) = c;
   }
-  return R * T;
+  return R;
 }
+
+// The rotating-frame step C_g(theta) = (I_2 (x) R(theta))^T T_g(e1).
+Mat4 rotating_step(const Gates& g, double theta) { return frame_turn(-theta) * to_eigen(transition4(g, 1.0, 0.0)); }
 
 // Growth per step of a cycle of gates under one rotation angle.
 double cycle_growth(std::span<const Gates> gates, std::span<const int> cycle, double theta) {
@@ -209,6 +211,80 @@ Witness best_rotation(const Gates& g, int gate, int scan) {
   return rotation_witness(gate, theta, best);
 }
 
+// Keys turning by free increments: key angles phi_0 = 0, phi_{t+1} = phi_t +
+// delta_{t+1}, gates g_0..g_{L-1}, both repeating with period L. In the frame
+// turning with the key, one period is prod_t R(-delta_{t+1}) T_{g_t}(e1)
+// (indices mod L), whose spectral radius^(1/L) is the growth per step. It
+// contains uniform rotation (all delta equal) and periodic keys (sum = 0 mod pi).
+double turning_growth(const std::vector<Mat4>& T, std::span<const int> cyc, std::span<const double> delta) {
+  Mat4 prod = Mat4::Identity();
+  const size_t L = cyc.size();
+  for (size_t t = 0; t < L; ++t) prod = frame_turn(-delta[(t + 1) % L]) * T[size_t(cyc[t])] * prod;
+  return std::pow(spectral_radius4(prod), 1.0 / double(L));
+}
+
+// Coordinate ascent over the increments (each in [0, pi): a turn by pi only
+// flips the sign of the step), from a uniform start at `theta0`.
+Witness best_turning_cycle(std::span<const Gates> gates, const std::vector<Mat4>& T, std::span<const int> cyc,
+                           double theta0) {
+  const size_t L = cyc.size();
+  std::vector<double> d(L, theta0);
+  double cur = turning_growth(T, cyc, d);
+  for (int sweep = 0; sweep < 3; ++sweep) {
+    const double before = cur;
+    for (size_t j = 0; j < L; ++j) {
+      auto f = [&](double x) {
+        const double keep = d[j];
+        d[j] = x;
+        const double v = turning_growth(T, cyc, d);
+        d[j] = keep;
+        return v;
+      };
+      constexpr int kScan = 24;
+      const double h = std::numbers::pi / kScan;
+      double bx = d[j], bv = cur;
+      for (int i = 0; i < kScan; ++i) {
+        const double v = f(i * h);
+        if (v > bv) bv = v, bx = i * h;
+      }
+      double lo = bx - h, hi = bx + h;
+      double x1 = hi - kInvPhi * (hi - lo), x2 = lo + kInvPhi * (hi - lo);
+      double f1 = f(x1), f2 = f(x2);
+      for (int it = 0; it < 30; ++it) {
+        if (f1 >= f2) {
+          hi = x2, x2 = x1, f2 = f1;
+          x1 = hi - kInvPhi * (hi - lo);
+          f1 = f(x1);
+        } else {
+          lo = x1, x1 = x2, f1 = f2;
+          x2 = lo + kInvPhi * (hi - lo);
+          f2 = f(x2);
+        }
+        if (f1 > bv) bv = f1, bx = x1;
+        if (f2 > bv) bv = f2, bx = x2;
+      }
+      d[j] = bx;
+      cur = bv;
+    }
+    if (cur <= before * (1 + 1e-12)) break;
+  }
+  Witness w;
+  w.kind = Witness::Kind::kSwitching;
+  w.family = "turning-cycle";
+  w.period = int(L);
+  double phi = 0;
+  for (size_t t = 0; t < L; ++t) {
+    w.keys.push_back({std::cos(phi), std::sin(phi)});
+    w.gate_index.push_back(cyc[t]);
+    phi += d[(t + 1) % L];
+  }
+  w.drift = std::remainder(phi, 2 * std::numbers::pi);
+  // The growth as the replay computes it (explicit keys, drift frame).
+  auto r = witness_growth(gates, w);
+  w.growth = r.is_ok() ? r.value : 0.0;
+  return w;
+}
+
 }  // namespace
 
 std::array<double, 16> transition4(const Gates& g, double kc, double ks) {
@@ -245,9 +321,13 @@ Result<double> witness_growth(std::span<const Gates> gates, const Witness& w) {
       return error(Code::kInvalidArgument, "switching witness needs one key and one gate index per step");
     for (size_t t = 0; t < w.keys.size(); ++t) {
       const double nk = std::hypot(w.keys[t][0], w.keys[t][1]);
+      if (!(nk > 0) || !std::isfinite(nk)) return error(Code::kInvalidArgument, "witness key is zero or not finite");
       prod = to_eigen(transition4(gates[w.gate_index[t]], w.keys[t][0] / nk, w.keys[t][1] / nk)) * prod;
     }
     L = int(w.keys.size());
+    // With drift the n-th period is the first turned by n*drift: in the frame
+    // turned with it, one period is D(drift)^T P (D = I_2 (x) R on (s, m) pairs).
+    if (w.drift != 0) prod = frame_turn(-w.drift) * prod;
   } else {
     return error(Code::kInvalidArgument, "no witness");
   }
@@ -321,6 +401,24 @@ Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, 
         best.family = "rotation-cycle";
         best.period = 0;
       }
+    }
+  }
+  // 4. Gate sets: keys turning by free increments over cycles of 2 gates of
+  //    the pick (a gate may repeat) and of 3 of the strongest.
+  if (n > 1) {
+    std::vector<Mat4> T(size_t(n), Mat4::Zero());
+    for (int gi : pick) T[size_t(gi)] = to_eigen(transition4(gates[gi], 1.0, 0.0));
+    std::vector<std::vector<int>> cycles;
+    for (size_t a = 0; a < pick.size(); ++a)
+      for (size_t b = a; b < pick.size(); ++b) cycles.push_back({pick[a], pick[b]});
+    const size_t top = std::min<size_t>(pick.size(), 3);
+    for (size_t a = 0; a < top; ++a)
+      for (size_t b = 0; b < top; ++b)
+        for (size_t c = 0; c < top; ++c)
+          if (a <= b && a <= c && !(a == b && b == c)) cycles.push_back({pick[a], pick[b], pick[c]});
+    for (const auto& cyc : cycles) {
+      const Witness w = best_turning_cycle(gates, T, cyc, per_gate[size_t(cyc[0])].angle);
+      if (w.growth > best.growth) best = w;
     }
   }
   return best;

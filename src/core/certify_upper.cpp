@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "certify_impl.hpp"
 #include "mdnstab/spectrum.hpp"
@@ -228,6 +229,7 @@ UpperBound finish(std::span<const Mat2> mats, double x, double u) {
   const double w22 = x * x + u;
   const double s = std::max(1.0, w22);
   ub.W = {1 / s, x / s, w22 / s};
+  ub.factor = {x, y};
   ub.gamma_dual = dual_bound(B, ub.gamma);
   return ub;
 }
@@ -326,7 +328,10 @@ struct SetInner {
 
 }  // namespace
 
-UpperBound upper_bound_set(std::span<const Mat2> mats) {
+namespace {
+
+// The optimal (x, u) for a (small) set of matrices.
+std::pair<double, double> solve_set(std::span<const Mat2> mats) {
   SetInner in{mats, std::vector<double>(mats.size()), std::vector<Coef>(mats.size())};
   for (size_t i = 0; i < mats.size(); ++i) in.absdet[i] = std::abs(mats[i].det());
   // The term with the largest |c| bounds the outer bracket (as in the pair case).
@@ -338,7 +343,7 @@ UpperBound upper_bound_set(std::span<const Mat2> mats) {
     // Every matrix upper triangular: the infimum max |diagonal| is approached as
     // the m coordinate is weighted ever more (u -> infinity), at any x.
     in.solve(0.0, v);
-    return finish(mats, 0.0, std::exp(v));
+    return {0.0, std::exp(v)};
   }
   const Mat2& P = mats[istar];
   const double c2 = P.c * P.c;
@@ -351,14 +356,60 @@ UpperBound upper_bound_set(std::span<const Mat2> mats) {
   const double r = std::sqrt(std::max(0.0, tmax - m0) / (2 * c2)) * (1 + 1e-9) + 1e-300;
   double gb;
   const double xb = golden_min([&](double x) { return in.solve(x, v); }, x0 - r, x0 + r, kOuterIters, gb);
-  double x = xb;
-  if (g0 <= gb) {
-    x = x0;
-    v = v0;
-  } else {
-    in.solve(xb, v);
+  if (g0 <= gb) return {x0, std::exp(v0)};
+  in.solve(xb, v);
+  return {xb, std::exp(v)};
+}
+
+double norm_at(const Mat2& A, double x, double u) { return norm2(transformed(A, x, std::sqrt(u))); }
+
+}  // namespace
+
+UpperBound upper_bound_set(std::span<const Mat2> mats) {
+  constexpr size_t kDirect = 48, kAdd = 16;
+  if (mats.size() <= kDirect) {
+    const auto [x, u] = solve_set(mats);
+    return finish(mats, x, u);
   }
-  return finish(mats, x, std::exp(v));
+  // Active set: solve on a subset, add the matrices the subset's W does not
+  // bound, repeat. The final gamma is the max over all matrices at W, so the
+  // bound is exact for the whole set whatever the subset was.
+  const size_t n = mats.size();
+  std::vector<char> in(n, 0);
+  std::vector<size_t> subset_idx;
+  std::vector<double> score(n);
+  std::vector<size_t> order(n);
+  auto add_top = [&](size_t k) {
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    const size_t m = std::min(n, k + subset_idx.size());
+    std::partial_sort(order.begin(), order.begin() + long(m), order.end(),
+                      [&](size_t a, size_t b) { return score[a] > score[b]; });
+    size_t added = 0;
+    for (size_t j = 0; j < m && added < k; ++j)
+      if (!in[order[j]]) in[order[j]] = 1, subset_idx.push_back(order[j]), ++added;
+    return added;
+  };
+  for (size_t i = 0; i < n; ++i) score[i] = spectral_radius2(mats[i]);
+  add_top(kAdd);
+  for (size_t i = 0; i < n; ++i) score[i] = norm2(mats[i]);
+  add_top(kAdd);
+  double x = 0, u = 1;
+  for (int round = 0; round < 64; ++round) {
+    std::vector<Mat2> sub;
+    for (size_t i : subset_idx) sub.push_back(mats[i]);
+    std::tie(x, u) = solve_set(sub);
+    double g_sub = 0, g_all = 0;
+    for (size_t i = 0; i < n; ++i) {
+      score[i] = norm_at(mats[i], x, u);
+      g_all = std::max(g_all, score[i]);
+      if (in[i]) g_sub = std::max(g_sub, score[i]);
+    }
+    if (!(g_all > g_sub * (1 + 1e-12))) break;
+    for (size_t i = 0; i < n; ++i)
+      if (in[i] || score[i] <= g_sub) score[i] = -1;  // only violators
+    if (add_top(kAdd) == 0) break;
+  }
+  return finish(mats, x, u);
 }
 
 }  // namespace mdnstab::detail

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 
+#include "mdnstab/certify.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab {
@@ -10,6 +11,28 @@ namespace mdnstab {
 namespace {
 
 double or_none(const std::optional<double>& v) { return v ? *v : NAN; }
+
+// The certificate of one grid point (DESIGN.md section 4, tier 3), computed once
+// per point and thread however many of gamma / lower_bound / verdict are asked.
+const Certificate* point_certificate(const Gates& g, bool lower) {
+  thread_local Gates last;
+  thread_local bool have = false, last_lower = false;
+  thread_local Certificate cert;
+  thread_local bool ok = false;
+  const bool same = have && last.alpha == g.alpha && last.beta == g.beta && last.mu == g.mu && last.eta == g.eta &&
+                    last.p_scale == g.p_scale && (last_lower || !lower);
+  if (!same) {
+    CertifyOptions opt;
+    opt.lower_bound = lower;
+    auto r = certify(std::span<const Gates>(&g, 1), opt);
+    ok = r.is_ok();
+    if (ok) cert = std::move(r.value);
+    last = g;
+    last_lower = lower;
+    have = true;
+  }
+  return ok ? &cert : nullptr;
+}
 
 MetricDef per_block(std::string name, std::string help, double (*get)(const BlockSpectrum&),
                     bool needs_peak = false) {
@@ -77,6 +100,46 @@ std::vector<MetricDef> make_metrics() {
                         [](const BlockSpectrum& b) { return b.half_life; }));
   v.push_back(per_block("transient_peak", "max_t |A^t|_2 (inf: rho >= 1)",
                         [](const BlockSpectrum& b) { return b.transient_peak; }, true));
+  {
+    MetricDef m;
+    m.name = "gamma";
+    m.help = "quadratic upper bound on the growth per step over all key sequences (certify)";
+    m.columns = {"gamma"};
+    m.needs_spectrum = false;
+    m.default_on = false;
+    m.eval = [](const SweepPointContext& c, double* out) {
+      const Certificate* k = point_certificate(c.gates, false);
+      out[0] = k ? k->upper_bound : NAN;
+    };
+    v.push_back(std::move(m));
+  }
+  {
+    MetricDef m;
+    m.name = "lower_bound";
+    m.help = "growth per step of the worst key schedule found (certify's witness)";
+    m.columns = {"lower_bound"};
+    m.needs_spectrum = false;
+    m.default_on = false;
+    m.eval = [](const SweepPointContext& c, double* out) {
+      const Certificate* k = point_certificate(c.gates, true);
+      out[0] = k ? k->lower_bound : NAN;
+    };
+    v.push_back(std::move(m));
+  }
+  {
+    MetricDef m;
+    m.name = "verdict";
+    m.help = "certified (gamma < 1), refuted (lower_bound > 1) or undecided, over all key sequences";
+    m.columns = {"verdict"};
+    m.labels = {"certified", "refuted", "undecided"};
+    m.needs_spectrum = false;
+    m.default_on = false;
+    m.eval = [](const SweepPointContext& c, double* out) {
+      const Certificate* k = point_certificate(c.gates, true);
+      out[0] = k ? double(int(k->verdict)) : NAN;
+    };
+    v.push_back(std::move(m));
+  }
   return v;
 }
 
