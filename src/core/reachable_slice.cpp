@@ -38,8 +38,8 @@ ReachableSlice reachable_slice(Parametrization p, const ParamConfig& c, SampleRa
       eta_ok = eta >= 2.0 * sigmoid(-z) && eta <= 2.0 * sigmoid(z);
       // log_mu = max(-exp(Mu_log) softplus(m + mu_bias), min_log_mu): every value
       // in [min_log_mu, 0) is reached (the clamp pins the low end; exp(Mu_log) -> its
-      // lower end gives log_mu -> 0).
-      mu_ok = mu < 1.0 && (std::isinf(c.min_log_mu) ? mu > 0 : std::log(mu) >= c.min_log_mu - 1e-12);
+      // lower end gives log_mu -> 0; mu = 1 is kept: log_mu in (-1e-16, 0) rounds to it).
+      mu_ok = mu <= 1.0 && (std::isinf(c.min_log_mu) ? mu > 0 : std::log(mu) >= c.min_log_mu - 1e-12);
       if (p == Parametrization::kMdn) {
         box.theta_bound = true;
         box.s_lo = sin2_of_tan(eta * b.factor_lo);
@@ -57,8 +57,9 @@ ReachableSlice reachable_slice(Parametrization p, const ParamConfig& c, SampleRa
   return s;
 }
 
-bool reachable(const ReachableSlice& s, double alpha, double beta) {
-  if (!(alpha > 0 && alpha < 1) || !(beta >= 0)) return false;
+bool reachable(const ReachableSlice& s, double alpha, double beta, double one_minus_alpha) {
+  const double oma = std::isnan(one_minus_alpha) ? 1.0 - alpha : one_minus_alpha;
+  if (!(alpha > 0 && oma > 0) || !(beta >= 0)) return false;
   for (const ReachableSlice::Box& b : s.boxes) {
     if (!b.theta_bound) {
       if (beta >= b.bprime_lo && beta <= b.bprime_hi) return true;
@@ -67,19 +68,20 @@ bool reachable(const ReachableSlice& s, double alpha, double beta) {
     // Some u = sin^2(theta) in [s_lo, s_hi] with beta / u in [b'_lo, b'_hi] and
     // alpha / (1 - u) < 1 (alpha' in (0, 1)).
     const double u_lo = std::max(b.s_lo, beta / b.bprime_hi);
-    const double u_hi = std::min({b.s_hi, b.bprime_lo > 0 ? beta / b.bprime_lo : 1.0, 1.0 - alpha});
-    if (u_lo < u_hi || (u_lo == u_hi && u_lo < 1.0 - alpha)) return true;
+    const double u_hi = std::min({b.s_hi, b.bprime_lo > 0 ? beta / b.bprime_lo : 1.0, oma});
+    if (u_lo < u_hi || (u_lo == u_hi && u_lo < oma)) return true;
   }
   return false;
 }
 
-double reachable_beta_max(const ReachableSlice& s, double alpha) {
-  if (!(alpha > 0 && alpha < 1)) return NAN;
+double reachable_beta_max(const ReachableSlice& s, double alpha, double one_minus_alpha) {
+  const double oma = std::isnan(one_minus_alpha) ? 1.0 - alpha : one_minus_alpha;
+  if (!(alpha > 0 && oma > 0)) return NAN;
   double best = NAN;
   for (const ReachableSlice::Box& b : s.boxes) {
-    const double v = b.theta_bound ? b.bprime_hi * std::min(b.s_hi, 1.0 - alpha) : b.bprime_hi;
-    // Below s_lo * b'_lo nothing is reachable; the edge is only drawn where some beta is.
-    if (b.theta_bound && 1.0 - alpha <= b.s_lo) continue;
+    const double v = b.theta_bound ? b.bprime_hi * std::min(b.s_hi, oma) : b.bprime_hi;
+    // sin^2(theta) >= s_lo leaves alpha < 1 - s_lo: past that no beta is reachable.
+    if (b.theta_bound && oma <= b.s_lo) continue;
     best = std::isnan(best) ? v : std::max(best, v);
   }
   return best;

@@ -92,7 +92,7 @@ Status write_text(const fs::path& p, const std::string& text);
 struct CsvWriter {
   std::string text;
   explicit CsvWriter(const std::vector<std::string>& header);
-  CsvWriter& num(double v);
+  CsvWriter& num(double v, int digits = 6);
   CsvWriter& str(const std::string& s);
   CsvWriter& end();
 
@@ -121,7 +121,7 @@ std::string gp_quote(const std::string& s);  // a gnuplot string literal
 struct PanelLayout {
   int n = 1, width = 900, height = 600;
   bool colorbox = true;
-  int left = 80, right = 30, gap = 60, top = 48, bottom = 62, cb_room = 120;
+  int left = 80, right = 30, gap = 60, top = 48, bottom = 62, cb_room = 150;
   std::string margins(int k) const;   // set lmargin/rmargin/tmargin/bmargin at screen
   std::string colorbox_at() const;    // set colorbox user origin ... size ...
 };

@@ -21,26 +21,45 @@ int code_of(Verdict v) { return v == Verdict::kCertified ? 0 : (v == Verdict::kU
 const std::vector<std::pair<std::string, std::string>> kTierColours = {
     {"certified", "#e8f1d4"}, {"undecided", "#e0a526"}, {"refuted", "#5a1a32"}};
 
-// Certifies every gate alone, on all cores; stops early on interrupt.
-Status certify_each(const std::vector<Gates>& gates, std::vector<Certificate>& out) {
-  out.assign(gates.size(), Certificate{});
-  std::vector<Status> failures(gates.size());
+// Certifies every gate alone, on all cores; stops early on interrupt. A gate
+// certify() fails on is kept with its status (`failed`), counted and named in
+// the text rather than aborting the report or being counted as a verdict.
+struct Certified {
+  std::vector<Certificate> certs;
+  std::vector<Status> failed;  // ok where certify succeeded
+  long n_failed = 0;
+  std::string first_failure;
+};
+
+Result<Certified> certify_all(const std::vector<Gates>& gates) {
+  Certified r;
+  r.certs.assign(gates.size(), Certificate{});
+  r.failed.assign(gates.size(), Status{});
   const long n = long(gates.size());
 #pragma omp parallel for schedule(dynamic, 32)
   for (long i = 0; i < n; ++i) {
     if (interrupted()) continue;
     auto c = certify(std::span<const Gates>(&gates[size_t(i)], 1));
     if (c.is_ok())
-      out[size_t(i)] = c.value;
+      r.certs[size_t(i)] = c.value;
     else
-      failures[size_t(i)] = c.status;
+      r.failed[size_t(i)] = c.status;
   }
   if (interrupted()) return interrupted_status();
   for (size_t i = 0; i < gates.size(); ++i)
-    if (!failures[i].is_ok())
-      return error(failures[i].code, fmt::format("certifying gate alpha={} beta={} mu={} eta={}: {}", gates[i].alpha,
-                                                 gates[i].beta, gates[i].mu, gates[i].eta, failures[i].message));
-  return Status::ok();
+    if (!r.failed[i].is_ok()) {
+      if (r.n_failed++ == 0)
+        r.first_failure = fmt::format("α = {}, β = {}, μ = {}, η = {}: {}", fmt_num(gates[i].alpha, 6),
+                                      fmt_num(gates[i].beta, 6), fmt_num(gates[i].mu, 6), fmt_num(gates[i].eta, 6),
+                                      r.failed[i].message);
+    }
+  return r;
+}
+
+std::string failure_note(const Certified& c, size_t total) {
+  return fmt::format("certify() failed on {} of {} gates (first: {}); they are left out of every fraction and "
+                     "count as no verdict",
+                     c.n_failed, total, c.first_failure);
 }
 
 std::string config_label(const ParamConfig& c) {
@@ -92,8 +111,10 @@ Status section_reachable(Context& c, Shared& shared) {
     std::vector<Gates> gates;
     gates.reserve(smp.value.size());
     for (const SampledGate& g : smp.value) gates.push_back(g.mapped.gates);
-    std::vector<Certificate> certs;
-    if (Status e = certify_each(gates, certs); !e.is_ok()) return e;
+    auto certified = certify_all(gates);
+    if (!certified.is_ok()) return certified.status;
+    const std::vector<Certificate>& certs = certified.value.certs;
+    const std::vector<Status>& failed = certified.value.failed;
 
     CsvWriter csv({"alpha", "beta", "mu", "eta", "one_minus_mu", "frozen_rho", "gamma", "lower_bound", "verdict",
                    "witness_angle", "sample_kind", "sample_box"});
@@ -103,6 +124,12 @@ Status section_reachable(Context& c, Shared& shared) {
     for (size_t i = 0; i < gates.size(); ++i) {
       const Gates& g = gates[i];
       const Certificate& ce = certs[i];
+      if (!failed[i].is_ok()) {
+        csv.num(g.alpha).num(g.beta).num(g.mu).num(g.eta).num(-std::expm1(g.log_mu)).num(NAN).num(NAN).num(NAN)
+            .num(NAN).num(NAN).num(double(smp.value[i].kind)).num(smp.value[i].range == SampleRange::kWide ? 1 : 0)
+            .end();
+        continue;
+      }
       const int code = code_of(ce.verdict);
       n_cert += code == 0;
       n_und += code == 1;
@@ -112,15 +139,17 @@ Status section_reachable(Context& c, Shared& shared) {
       worst_rho = std::max(worst_rho, ce.frozen_spectral_radius);
       max_lower = std::max(max_lower, ce.lower_bound);
       if (code == 2 && (worst_i < 0 || ce.lower_bound > certs[size_t(worst_i)].lower_bound)) worst_i = long(i);
-      csv.num(g.alpha).num(g.beta).num(g.mu).num(g.eta).num(-std::expm1(g.log_mu)).num(ce.frozen_spectral_radius)
-          .num(ce.upper_bound).num(ce.lower_bound).num(code)
+      // Gates and bounds with 10 digits: verdicts turn on the distance of a bound from 1.
+      csv.num(g.alpha, 10).num(g.beta, 10).num(g.mu, 10).num(g.eta, 10).num(-std::expm1(g.log_mu))
+          .num(ce.frozen_spectral_radius, 10).num(ce.upper_bound, 10).num(ce.lower_bound, 10).num(code)
           .num(ce.witness.kind == Witness::Kind::kRotation ? ce.witness.angle : NAN)
           .num(double(smp.value[i].kind)).num(smp.value[i].range == SampleRange::kWide ? 1 : 0).end();
     }
     const std::string file = fmt::format("reachable_{}.csv", cfg.name);
     if (Status e = write_text(c.data(file), csv.text); !e.is_ok()) return e;
     files.push_back(file);
-    const double N = double(gates.size());
+    // Fractions are of the gates that have a verdict.
+    const double N = double(gates.size() - size_t(certified.value.n_failed));
     const std::string key = "reachable." + cfg.name;
     t.rows.push_back({config_label(cfg), fmt::format("{}", gates.size()), pct(n_cert / N), pct(n_und / N),
                       pct(n_ref / N), fmt_num(worst_rho, 6), fmt_num(max_lower, 6)});
@@ -133,6 +162,7 @@ Status section_reachable(Context& c, Shared& shared) {
         worst_rho < 1 ? " (below 1: every frozen-key system decays)" : " (not below 1)");
     if (n_und > 0)
       sentence += fmt::format("; {} of the {} undecided gates lie within 1e-3 of α = 1 or μ = 1", und_edge, n_und);
+    if (certified.value.n_failed > 0) sentence += "; " + failure_note(certified.value, gates.size());
     if (worst_i >= 0) {
       const Certificate& wc = certs[size_t(worst_i)];
       const Gates& wg = gates[size_t(worst_i)];
@@ -183,7 +213,7 @@ Status section_reachable(Context& c, Shared& shared) {
   lay.width = std::max(620, 90 + 420 * n);
   lay.height = 470;
   lay.top = 70;
-  std::string b = "set tics out nomirror\nset key at screen 0.5, screen 0.985 center top horizontal samplen 1\n";
+  std::string b = "set tics out nomirror\nset key at screen 0.5, screen 0.985 center top horizontal maxrows 1 samplen 1\n";
   b += gdn ? "set xrange [0:1]\nset yrange [0:1]\n" : "set logscale x\nset format x '1e%T'\nset yrange [0:2]\n";
   b += "set multiplot\n";
   const char* pts[3] = {"pt 7 ps 0.35", "pt 9 ps 0.7", "pt 5 ps 0.6"};
@@ -245,19 +275,25 @@ Status section_tiers(Context& c, Shared&) {
         if (!g.is_ok()) return g.status;
         gates.push_back(g.value);
       }
-    std::vector<Certificate> certs;
-    if (Status e = certify_each(gates, certs); !e.is_ok()) return e;
+    auto certified = certify_all(gates);
+    if (!certified.is_ok()) return certified.status;
+    const std::vector<Certificate>& certs = certified.value.certs;
+    const std::vector<Status>& failed = certified.value.failed;
     CsvWriter csv({"alpha", "beta", "verdict", "gamma", "lower_bound"});
     long cnt[3] = {0, 0, 0};
     for (size_t i = 0; i < gates.size(); ++i) {
+      if (!failed[i].is_ok()) {
+        csv.num(gates[i].alpha).num(gates[i].beta).num(NAN).num(NAN).num(NAN).end();
+        continue;
+      }
       const int code = code_of(certs[i].verdict);
       ++cnt[code];
-      csv.num(gates[i].alpha).num(gates[i].beta).num(code).num(certs[i].upper_bound).num(certs[i].lower_bound).end();
+      csv.num(gates[i].alpha).num(gates[i].beta).num(code).num(certs[i].upper_bound, 10).num(certs[i].lower_bound, 10).end();
     }
     const std::string file = fmt::format("tiers_panel{}.csv", k + 1);
     if (Status e = write_text(c.data(file), csv.text); !e.is_ok()) return e;
     files.push_back(file);
-    const double tot = double(gates.size());
+    const double tot = double(gates.size() - size_t(certified.value.n_failed));
     const std::string key = fmt::format("tiers.panel{}", k + 1);
     std::string sentence = fmt::format("{}: {} of the grid certified, {} undecided, {} refuted",
                                        panel_label(pan), c.state(key + ".fraction_certified", cnt[0] / tot, pct(cnt[0] / tot)),
@@ -292,7 +328,7 @@ Status section_tiers(Context& c, Shared&) {
         }
         long in = 0, in_ref = 0, in_cert = 0;
         for (size_t i = 0; i < gates.size(); ++i)
-          if (reachable(slices[ci], gates[i].alpha, gates[i].beta)) {
+          if (failed[i].is_ok() && reachable(slices[ci], gates[i].alpha, gates[i].beta)) {
             ++in;
             in_ref += certs[i].verdict == Verdict::kRefuted;
             in_cert += certs[i].verdict == Verdict::kCertified;
@@ -305,6 +341,7 @@ Status section_tiers(Context& c, Shared&) {
                                         in ? pct(double(in_ref) / in) : "none"));
       }
     }
+    if (certified.value.n_failed > 0) sentence += "; " + failure_note(certified.value, gates.size());
     findings.push_back(sentence + ".");
   }
   c.doc.list(findings);
@@ -316,7 +353,7 @@ Status section_tiers(Context& c, Shared&) {
   lay.top = 75;
   std::string b = gp_categories(kTierColours);
   b += "set xrange [0:1]\nset yrange [0:1]\nset tics out nomirror\n";
-  b += "set key at screen 0.5, screen 0.985 center top horizontal samplen 2.5\nset multiplot\n";
+  b += "set key at screen 0.5, screen 0.985 center top horizontal maxrows 1 samplen 2.5\nset multiplot\n";
   const char* dash[4] = {"1", "2", "4", "5"};
   for (int k = 0; k < n; ++k) {
     b += lay.margins(k);

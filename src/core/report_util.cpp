@@ -65,10 +65,10 @@ CsvWriter::CsvWriter(const std::vector<std::string>& header) {
   text += '\n';
 }
 
-CsvWriter& CsvWriter::num(double v) {
+CsvWriter& CsvWriter::num(double v, int digits) {
   if (!first_) text += ',';
   first_ = false;
-  text += fmt_num(v);
+  text += fmt_num(v, digits);
   return *this;
 }
 

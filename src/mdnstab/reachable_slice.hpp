@@ -6,6 +6,7 @@
 // Tested against sample_reachable_gates in tests/test_reachable_slice.cpp.
 #pragma once
 
+#include <cmath>
 #include <vector>
 
 #include "mdnstab/parametrization.hpp"
@@ -31,10 +32,12 @@ struct ReachableSlice {
 ReachableSlice reachable_slice(Parametrization p, const ParamConfig& c, SampleRange range, double mu, double eta);
 
 // Whether (alpha, beta) lies in the slice (open at alpha -> 0 and 1).
-bool reachable(const ReachableSlice& s, double alpha, double beta);
+// one_minus_alpha: 1 - alpha when known more accurately than from alpha
+// (-expm1(log_alpha) near alpha = 1); NaN to form it from alpha.
+bool reachable(const ReachableSlice& s, double alpha, double beta, double one_minus_alpha = NAN);
 
 // The upper edge beta_max(alpha) of the slice (the union over boxes); NaN
 // where no beta is reachable at this alpha or the slice is empty.
-double reachable_beta_max(const ReachableSlice& s, double alpha);
+double reachable_beta_max(const ReachableSlice& s, double alpha, double one_minus_alpha = NAN);
 
 }  // namespace mdnstab
