@@ -93,6 +93,7 @@ struct CsvWriter {
   std::string text;
   explicit CsvWriter(const std::vector<std::string>& header);
   CsvWriter& num(double v, int digits = 6);
+  CsvWriter& exact(double v);  // shortest text that reads back as v (round trip)
   CsvWriter& str(const std::string& s);
   CsvWriter& end();
 
@@ -121,9 +122,10 @@ std::string gp_quote(const std::string& s);  // a gnuplot string literal
 struct PanelLayout {
   int n = 1, width = 900, height = 600;
   bool colorbox = true;
+  bool colorbox_each = false;  // one colour box beside every panel (each its own range)
   int left = 80, right = 30, gap = 60, top = 48, bottom = 62, cb_room = 150;
-  std::string margins(int k) const;   // set lmargin/rmargin/tmargin/bmargin at screen
-  std::string colorbox_at() const;    // set colorbox user origin ... size ...
+  std::string margins(int k) const;         // set lmargin/rmargin/tmargin/bmargin at screen
+  std::string colorbox_at(int k = -1) const;  // set colorbox user origin ... size ... (beside panel k)
 };
 // The (mu, eta) panel label, e.g. "μ = 0.99, η = 1.9".
 std::string panel_label(const StudyPanel& p);

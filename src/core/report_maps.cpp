@@ -118,8 +118,8 @@ Status section_gate_sets(Context& c, Shared& shared) {
                       fmt_num(half_life, 4), fmt_num(ce.upper_bound, 6), fmt_num(ce.lower_bound, 6),
                       to_string(ce.verdict)});
     csv.str(gs.name).num(gs.gates.alpha).num(gs.gates.beta).num(gs.gates.mu).num(gs.gates.eta)
-        .num(fs.frozen_spectral_radius).str(regime).num(zeta).num(wn).num(half_life).num(ce.upper_bound)
-        .num(ce.gamma_dual).num(ce.lower_bound).str(to_string(ce.verdict)).str(to_string(ce.witness.kind))
+        .exact(fs.frozen_spectral_radius).str(regime).num(zeta).num(wn).num(half_life).exact(ce.upper_bound)
+        .exact(ce.gamma_dual).exact(ce.lower_bound).str(to_string(ce.verdict)).str(to_string(ce.witness.kind))
         .num(ce.witness.angle).num(ce.witness.period).end();
     const std::string key = "gate_set." + gs.name;
     c.state(key + ".frozen_rho", fs.frozen_spectral_radius, fmt_num(fs.frozen_spectral_radius, 6));
@@ -168,7 +168,8 @@ Status section_maps(Context& c, Shared&) {
                      {"damping_ratio", "ζ of A_par's continuous-time equivalent (nan: none)"},
                      {"natural_frequency", "ωₙ of A_par in rad/step (nan: none)"}};
   std::vector<std::string> findings, data_files, boundary_files;
-  double rho_min = INFINITY, rho_max = -INFINITY, wn_max = 0;
+  double wn_max = 0;
+  std::vector<std::pair<double, double>> panel_rho;  // frozen rho range per panel
   for (int k = 0; k < n; ++k) {
     if (interrupted()) return interrupted_status();
     const StudyPanel& pan = m.panels[size_t(k)];
@@ -216,8 +217,7 @@ Status section_maps(Context& c, Shared&) {
       agree += closed == code;
       out.num(A[i]).num(B[i]).num(code).num(rho[i]).num(zeta[i]).num(wn[i]).end();
     }
-    rho_min = std::min(rho_min, pmin);
-    rho_max = std::max(rho_max, pmax);
+    panel_rho.push_back({pmin, pmax});
     const double N = double(col.rows());
     const std::string file = fmt::format("maps_panel{}.csv", k + 1);
     if (Status e = write_text(c.data(file), out.text); !e.is_ok()) return e;
@@ -225,7 +225,7 @@ Status section_maps(Context& c, Shared&) {
 
     // The boundary curves, finely sampled in alpha, NaN outside the plotted beta range.
     CsvWriter bnd({"alpha", "beta_lower", "beta_upper"});
-    const int nb = 600;
+    const int nb = 240;
     for (int i = 0; i <= nb; ++i) {
       const double a = m.alpha_lo + (m.alpha_hi - m.alpha_lo) * i / nb;
       auto [b_lo, b_hi] = boundary_betas(a, pan.mu, pan.eta, s.p_scale);
@@ -274,14 +274,25 @@ Status section_maps(Context& c, Shared&) {
   lay.height = 440;
   const std::string ranges = fmt::format("set xrange [{}:{}]\nset yrange [{}:{}]\nset tics out nomirror\n",
                                          m.alpha_lo, m.alpha_hi, m.beta_lo, m.beta_hi);
-  auto panels = [&](const std::string& setup, const std::string& using_expr, bool boundary) {
+  PanelLayout lay_each = lay;
+  lay_each.colorbox_each = true;
+  lay_each.cb_room = 110;
+  lay_each.gap = 50;
+  // per_panel: each panel has its own colour box and range (a string of gnuplot
+  // commands per panel), otherwise one box beside the last panel.
+  auto panels = [&](const std::string& setup, const std::string& using_expr, bool boundary,
+                    const std::vector<std::string>& per_panel = {}) {
+    const PanelLayout& L = per_panel.empty() ? lay : lay_each;
     std::string b = setup + ranges + "set multiplot\n";
     for (int k = 0; k < n; ++k) {
-      b += lay.margins(k);
+      b += L.margins(k);
       b += fmt::format("set title {}\n", gp_quote(panel_label(m.panels[size_t(k)])));
       b += "set xlabel 'α (decay per step)'\n";
       b += k == 0 ? "set ylabel 'β (step size)'\n" : "unset ylabel\n";
-      b += k == n - 1 ? lay.colorbox_at() : "unset colorbox\n";
+      if (!per_panel.empty())
+        b += per_panel[size_t(k)] + L.colorbox_at(k);
+      else
+        b += k == n - 1 ? L.colorbox_at() : "unset colorbox\n";
       b += fmt::format("plot '../data/{}' skip 1 using 1:2:({}) with image notitle", data_files[size_t(k)], using_expr);
       if (boundary)
         for (int col = 2; col <= 3; ++col)
@@ -306,14 +317,16 @@ Status section_maps(Context& c, Shared&) {
                "complex/real boundary (α(1 − βη) + μ)² = 4αμ (p-scale α; without the first α for p-scale one).",
                with_boundary);
 
-  Plot rho{"frozen_rho", lay.width, lay.height,
-           panels(gp_viridis() + fmt::format("set cbrange [{}:{}]\nset cblabel 'frozen ρ'\n", rho_min,
-                                             rho_max > rho_min ? rho_max : rho_min + 1e-9),
-                  "$4", false)};
+  std::vector<std::string> rho_ranges;
+  for (int k = 0; k < n; ++k) {
+    const double lo = panel_rho[size_t(k)].first, hi = panel_rho[size_t(k)].second;
+    rho_ranges.push_back(fmt::format("set cbrange [{}:{}]\nset format cb '%.4g'\n", lo, hi > lo ? hi : lo + 1e-9));
+  }
+  Plot rho{"frozen_rho", lay.width, lay.height, panels(gp_viridis(), "$4", false, rho_ranges)};
   if (Status e = render(c, rho); !e.is_ok()) return e;
   c.doc.figure("frozen_rho",
-               "Frozen spectral radius max(ρ(A_par), ρ(A_perp)) over (α, β); one colour scale for all panels "
-               "(dark: fast decay, light: slow).",
+               "Frozen spectral radius max(ρ(A_par), ρ(A_perp)) over (α, β), each panel with its own colour "
+               "scale (dark: fastest decay in the panel, light: slowest).",
                all_files);
 
   Plot zeta{"damping_ratio", lay.width, lay.height,

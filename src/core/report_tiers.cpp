@@ -9,6 +9,7 @@
 
 #include "mdnstab/reachable_slice.hpp"
 #include "mdnstab/sampling.hpp"
+#include "mdnstab/spectrum.hpp"
 #include "report_impl.hpp"
 
 namespace mdnstab::report_detail {
@@ -67,6 +68,26 @@ std::string config_label(const ParamConfig& c) {
                                   : fmt::format("{} (min_log_mu = {})", c.name, fmt_num(c.min_log_mu, 4));
 }
 
+// 1 - frozen rho without the rounding of rho itself (near the set's edge rho
+// rounds to 1 in double). A_perp's radius is max(alpha, mu), exact from the
+// logs; A_par's is sqrt(alpha mu) when complex. For a positive real pair,
+// p(1) = (1 - l1)(1 - l2) with p(1) = 1 - tr + det = (1 - alpha)(1 - mu) +
+// beta eta rho_p, formed without cancellation, so 1 - l1 = p(1) / (1 - l2).
+double frozen_margin(const Gates& g) {
+  const double oma = -std::expm1(g.log_alpha), omm = -std::expm1(g.log_mu);
+  const double perp = std::min(oma, omm);
+  const BlockSpectrum par = analyze_block(a_par(g), g.log_alpha + g.log_mu, SpectrumOptions{false});
+  double par_margin = 1.0 - par.spectral_radius;
+  if (par.regime == Regime::kComplex) {
+    par_margin = -std::expm1(0.5 * (g.log_alpha + g.log_mu));
+  } else if (!par.negative_eigenvalue) {
+    const double p1 = oma * omm + g.beta * g.eta * g.rho_p();
+    const double l2 = std::min(par.eig.l1.real(), par.eig.l2.real());
+    if (1.0 - l2 > 0) par_margin = p1 / (1.0 - l2);
+  }
+  return std::min(perp, par_margin);
+}
+
 std::string gates_text(const Gates& g) {
   return fmt::format("α = {}, β = {}, μ = {}, η = {}", fmt_num(g.alpha, 6), fmt_num(g.beta, 6), fmt_num(g.mu, 6),
                      fmt_num(g.eta, 6));
@@ -97,6 +118,7 @@ Status section_reachable(Context& c, Shared& shared) {
   t.header = {"config", "samples", "certified", "undecided", "refuted", "worst frozen ρ", "largest lower bound"};
   std::vector<std::string> findings, files;
   Counterexample best;
+  std::vector<std::vector<int>> verdicts(p.configs.size());  // per config, per sample (-1: no verdict)
   for (size_t ci = 0; ci < p.configs.size(); ++ci) {
     if (interrupted()) return interrupted_status();
     const ParamConfig& cfg = p.configs[ci];
@@ -119,11 +141,12 @@ Status section_reachable(Context& c, Shared& shared) {
     CsvWriter csv({"alpha", "beta", "mu", "eta", "one_minus_mu", "frozen_rho", "gamma", "lower_bound", "verdict",
                    "witness_angle", "sample_kind", "sample_box"});
     long n_cert = 0, n_und = 0, n_ref = 0, und_edge = 0;
-    double worst_rho = 0, max_lower = 0;
+    double worst_rho = 0, max_lower = 0, min_margin = INFINITY;
     long worst_i = -1;
     for (size_t i = 0; i < gates.size(); ++i) {
       const Gates& g = gates[i];
       const Certificate& ce = certs[i];
+      verdicts[ci].push_back(failed[i].is_ok() ? code_of(ce.verdict) : -1);
       if (!failed[i].is_ok()) {
         csv.num(g.alpha).num(g.beta).num(g.mu).num(g.eta).num(-std::expm1(g.log_mu)).num(NAN).num(NAN).num(NAN)
             .num(NAN).num(NAN).num(double(smp.value[i].kind)).num(smp.value[i].range == SampleRange::kWide ? 1 : 0)
@@ -137,11 +160,13 @@ Status section_reachable(Context& c, Shared& shared) {
       // The edge of DESIGN.md section 4: alpha or mu within 1e-3 of 1.
       if (code == 1 && std::max(g.alpha, g.mu) > 1 - 1e-3) ++und_edge;
       worst_rho = std::max(worst_rho, ce.frozen_spectral_radius);
+      min_margin = std::min(min_margin, frozen_margin(g));
       max_lower = std::max(max_lower, ce.lower_bound);
       if (code == 2 && (worst_i < 0 || ce.lower_bound > certs[size_t(worst_i)].lower_bound)) worst_i = long(i);
-      // Gates and bounds with 10 digits: verdicts turn on the distance of a bound from 1.
+      // Gates with 10 digits; bounds exact: verdicts turn on their distance from 1,
+      // which near the set's edge is below any fixed number of digits.
       csv.num(g.alpha, 10).num(g.beta, 10).num(g.mu, 10).num(g.eta, 10).num(-std::expm1(g.log_mu))
-          .num(ce.frozen_spectral_radius, 10).num(ce.upper_bound, 10).num(ce.lower_bound, 10).num(code)
+          .exact(ce.frozen_spectral_radius).exact(ce.upper_bound).exact(ce.lower_bound).num(code)
           .num(ce.witness.kind == Witness::Kind::kRotation ? ce.witness.angle : NAN)
           .num(double(smp.value[i].kind)).num(smp.value[i].range == SampleRange::kWide ? 1 : 0).end();
     }
@@ -159,7 +184,11 @@ Status section_reachable(Context& c, Shared& shared) {
         c.state(key + ".fraction_undecided", n_und / N, pct(n_und / N)),
         c.state(key + ".fraction_refuted", n_ref / N, pct(n_ref / N)),
         c.state(key + ".worst_frozen_rho", worst_rho, fmt_num(worst_rho, 6)),
-        worst_rho < 1 ? " (below 1: every frozen-key system decays)" : " (not below 1)");
+        min_margin > 0
+            ? fmt::format(" (1 − ρ ≥ {} at every sample: every frozen-key system decays, if at the set's edge "
+                          "only barely)",
+                          c.state(key + ".min_frozen_margin", min_margin, fmt_num(min_margin, 3)))
+            : " (a frozen-key system that does not decay)");
     if (n_und > 0)
       sentence += fmt::format("; {} of the {} undecided gates lie within 1e-3 of α = 1 or μ = 1", und_edge, n_und);
     if (certified.value.n_failed > 0) sentence += "; " + failure_note(certified.value, gates.size());
@@ -167,8 +196,9 @@ Status section_reachable(Context& c, Shared& shared) {
       const Certificate& wc = certs[size_t(worst_i)];
       const Gates& wg = gates[size_t(worst_i)];
       sentence += fmt::format(
-          ". Worst counterexample: {} (α + β = {}, 1 − μ = {}), {}, grows the state {}× per step",
-          gates_text(wg), fmt_num(wg.alpha + wg.beta, 4), fmt_num(-std::expm1(wg.log_mu), 3), witness_text(wc),
+          ". Worst counterexample: {} (1 − α − β = {}, 1 − μ = {}), {}, grows the state {}× per step",
+          gates_text(wg), fmt_num(-std::expm1(wg.log_alpha) - wg.beta, 3), fmt_num(-std::expm1(wg.log_mu), 3),
+          witness_text(wc),
           c.state(key + ".worst_lower_bound", wc.lower_bound, fmt_num(wc.lower_bound, 6)));
       if (!best.found || wc.lower_bound > best.cert.lower_bound) {
         best.found = true;
@@ -188,6 +218,16 @@ Status section_reachable(Context& c, Shared& shared) {
                                                                   fmt_num(certs[size_t(worst_i)].lower_bound, 6),
                                                                   witness_text(certs[size_t(worst_i)]))
                                                     : std::string()));
+  }
+  // The configs share their raw draws (same seed): compare verdicts sample by sample.
+  for (size_t ci = 1; ci < p.configs.size(); ++ci) {
+    long differ = 0;
+    for (size_t i = 0; i < verdicts[0].size(); ++i) differ += verdicts[ci][i] != verdicts[0][i];
+    findings.push_back(fmt::format(
+        "{} and {} map the same {} raw draws; their verdicts differ on {} of them ({}).", p.configs[0].name,
+        p.configs[ci].name, verdicts[0].size(), differ,
+        c.state(fmt::format("reachable.{}_vs_{}.fraction_differ", p.configs[ci].name, p.configs[0].name),
+                double(differ) / double(verdicts[0].size()), pct(double(differ) / double(verdicts[0].size())))));
   }
   c.doc.table(std::move(t));
   c.doc.list(findings);
@@ -217,6 +257,9 @@ Status section_reachable(Context& c, Shared& shared) {
   b += gdn ? "set xrange [0:1]\nset yrange [0:1]\n" : "set logscale x\nset format x '1e%T'\nset yrange [0:2]\n";
   b += "set multiplot\n";
   const char* pts[3] = {"pt 7 ps 0.35", "pt 9 ps 0.7", "pt 5 ps 0.6"};
+  // Certified samples are the many: every `thin`-th is drawn (all are in the data),
+  // which keeps the SVG small; undecided and refuted ones are all drawn.
+  const long thin = std::max(1L, p.samples / 400);
   for (int k = 0; k < n; ++k) {
     b += lay.margins(k);
     b += fmt::format("set title {}\n", gp_quote(config_label(p.configs[size_t(k)])));
@@ -227,19 +270,23 @@ Status section_reachable(Context& c, Shared& shared) {
     b += "plot ";
     for (int v = 0; v < 3; ++v) {
       const std::string xy = gdn ? "1:(($9 == {0}) ? $2 : NaN)" : "5:(($9 == {0}) ? $4 : NaN)";
-      b += fmt::format("{}'../data/{}' skip 1 using {} with points {} lc rgb '{}' title {}", v ? ", " : "",
-                       files[size_t(k)], fmt::format(fmt::runtime(xy), v), pts[v],
+      b += fmt::format("{}'../data/{}' skip 1 using {}{} with points {} lc rgb '{}' title {}", v ? ", " : "",
+                       files[size_t(k)], fmt::format(fmt::runtime(xy), v),
+                       v == 0 && thin > 1 ? fmt::format(" every {}", thin) : std::string(), pts[v],
                        v == 0 ? "#8fb35a" : kTierColours[size_t(v)].second, gp_quote(kTierColours[size_t(v)].first));
     }
     b += "\n";
   }
   b += "unset multiplot\n";
   if (Status e = render(c, Plot{"reachable_gates", lay.width, lay.height, b}); !e.is_ok()) return e;
+  const std::string thin_note =
+      thin > 1 ? fmt::format(" Certified samples: every {}th drawn, all in the data.", thin) : std::string();
   c.doc.figure("reachable_gates",
-               gdn ? "Sampled reachable gates over (α, β), by verdict: certified (circles), undecided (triangles), "
-                     "refuted (squares)."
-                   : "Sampled reachable gates by verdict, over the momentum decay 1 − μ (log scale) and η: certified "
-                     "(light circles), undecided (triangles), refuted (dark squares).",
+               (gdn ? "Sampled reachable gates over (α, β), by verdict: certified (circles), undecided (triangles), "
+                      "refuted (squares)."
+                    : "Sampled reachable gates by verdict, over the momentum decay 1 − μ (log scale) and η: certified "
+                      "(light circles), undecided (triangles), refuted (dark squares).") +
+                   thin_note,
                files);
   return Status::ok();
 }
@@ -288,7 +335,7 @@ Status section_tiers(Context& c, Shared&) {
       }
       const int code = code_of(certs[i].verdict);
       ++cnt[code];
-      csv.num(gates[i].alpha).num(gates[i].beta).num(code).num(certs[i].upper_bound, 10).num(certs[i].lower_bound, 10).end();
+      csv.num(gates[i].alpha).num(gates[i].beta).num(code).exact(certs[i].upper_bound).exact(certs[i].lower_bound).end();
     }
     const std::string file = fmt::format("tiers_panel{}.csv", k + 1);
     if (Status e = write_text(c.data(file), csv.text); !e.is_ok()) return e;
@@ -308,7 +355,7 @@ Status section_tiers(Context& c, Shared&) {
         slices.push_back(reachable_slice(p.kind, cfg, p.range, pan.mu, pan.eta));
       }
       CsvWriter edge(header);
-      const int ne = 400;
+      const int ne = 200;
       for (int i = 0; i <= ne; ++i) {
         const double a = double(i) / ne;
         edge.num(a);

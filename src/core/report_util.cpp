@@ -72,6 +72,13 @@ CsvWriter& CsvWriter::num(double v, int digits) {
   return *this;
 }
 
+CsvWriter& CsvWriter::exact(double v) {
+  if (!first_) text += ',';
+  first_ = false;
+  text += std::isfinite(v) ? fmt::format("{}", v) : fmt_num(v);
+  return *this;
+}
+
 CsvWriter& CsvWriter::str(const std::string& s) {
   if (!first_) text += ',';
   first_ = false;
@@ -110,19 +117,34 @@ std::string gp_categories(const std::vector<std::pair<std::string, std::string>>
   return pal + ")\n" + tics + ") scale 0\n" + fmt::format("set cbrange [0:{}]\n", cats.size());
 }
 
+namespace {
+// Panel k's left edge and width in pixels.
+std::pair<double, double> panel_span(const PanelLayout& p, int k) {
+  if (p.colorbox_each) {
+    const double w = double(p.width - p.left - p.n * p.cb_room - (p.n - 1) * p.gap) / p.n;
+    return {p.left + k * (w + p.cb_room + p.gap), w};
+  }
+  const int room = p.colorbox ? p.cb_room : p.right;
+  const double w = double(p.width - p.left - room - (p.n - 1) * p.gap) / p.n;
+  return {p.left + k * (w + p.gap), w};
+}
+}  // namespace
+
 std::string PanelLayout::margins(int k) const {
-  const int room = colorbox ? cb_room : right;
-  const double w = double(width - left - room - (n - 1) * gap) / n;
-  const double l = left + k * (w + gap);
+  const auto [l, w] = panel_span(*this, k);
   return fmt::format("set lmargin at screen {:.5f}; set rmargin at screen {:.5f}; set tmargin at screen {:.5f}; "
                      "set bmargin at screen {:.5f}\n",
                      l / width, (l + w) / width, 1.0 - double(top) / height, double(bottom) / height);
 }
 
-std::string PanelLayout::colorbox_at() const {
-  const double x = double(width - cb_room + 18) / width;
-  return fmt::format("set colorbox user origin screen {:.5f}, screen {:.5f} size screen {:.5f}, screen {:.5f}\n", x,
-                     double(bottom) / height, 18.0 / width, double(height - top - bottom) / height);
+std::string PanelLayout::colorbox_at(int k) const {
+  double x = double(width - cb_room + 18);
+  if (colorbox_each && k >= 0) {
+    const auto [l, w] = panel_span(*this, k);
+    x = l + w + 14;
+  }
+  return fmt::format("set colorbox user origin screen {:.5f}, screen {:.5f} size screen {:.5f}, screen {:.5f}\n",
+                     x / width, double(bottom) / height, 18.0 / width, double(height - top - bottom) / height);
 }
 
 std::string panel_label(const StudyPanel& p) { return fmt::format("μ = {}, η = {}", fmt_num(p.mu, 4), fmt_num(p.eta, 4)); }
@@ -244,6 +266,18 @@ Status render(Context& c, const Plot& p) {
       return error(Code::kIoError, fmt::format("gnuplot made no {} for figure '{}': {}", ext, p.name,
                                                first_lines(out, 3)));
   }
+  // Grid maps are embedded in the SVG as small bitmaps, one pixel per grid
+  // point; viewers smooth them across the cells (and across category borders)
+  // unless told not to.
+  std::string svg = slurp(figs / (p.name + ".svg"));
+  size_t pos = 0;
+  bool changed = false;
+  while ((pos = svg.find("<image ", pos)) != std::string::npos) {
+    svg.insert(pos + 7, "style='image-rendering:pixelated' ");
+    pos += 7;
+    changed = true;
+  }
+  if (changed) return write_text(figs / (p.name + ".svg"), svg);
   return Status::ok();
 }
 
