@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "mdnstab/lyapunov.hpp"
 #include "mdnstab/recurrent_ref.hpp"
 #include "mdnstab/spectrum.hpp"
 #include "report_impl.hpp"
@@ -158,6 +159,14 @@ Status section_counterexample(Context& c, Shared& shared) {
   }
   const std::vector<double>& wl = wit.value;
   const double measured = fitted_growth(wl);
+  // Tier 2 for the same gates: many longer random-key chains than the curves drawn.
+  LyapunovOptions lo;
+  lo.dk = ce.dk;
+  lo.steps = c.options.quick ? 400 : 3000;
+  lo.seed = seed;
+  c.seeds["counterexample.lyapunov"] = lo.seed;
+  auto ly = lyapunov(g, lo);
+  if (!ly.is_ok()) return error(ly.status.code, "counterexample: " + ly.status.message);
   std::vector<std::string> header = {"step", "witness"};
   for (int r = 0; r < ce.random_keys; ++r) header.push_back(fmt::format("random_{}", r + 1));
   header.push_back("predicted");
@@ -184,6 +193,8 @@ Status section_counterexample(Context& c, Shared& shared) {
                          {"steps", ce.steps},
                          {"measured_growth_witness", measured},
                          {"measured_growth_random", rnd_growth},
+                         {"lyapunov_random", {{"exponent", ly.value.exponent}, {"stderr", ly.value.stderr_},
+                                              {"chains", lo.chains}, {"steps", lo.steps}, {"seed", lo.seed}}},
                          {"note", "log10 of sqrt(|S_t|_F^2 + |M_t|_F^2) / sqrt(|S_0|_F^2 + |M_0|_F^2), v = 0, random "
                                   "initial S and M; growth per step fitted over the second half"}};
   if (Status e = write_text(c.data("counterexample.json"), meta.dump(1) + "\n"); !e.is_ok()) return e;
@@ -200,13 +211,16 @@ Status section_counterexample(Context& c, Shared& shared) {
       "The worst counterexample ({}: {}) simulated with the exact recurrence in double precision (DK = {}, DV = {}, "
       "v = 0, a random initial state), {} steps. Under {} the state norm grows {}× per step (fitted over the second "
       "half), against the certificate's lower bound {}× (γ = {}). Under random keys uniform on the sphere it changes "
-      "{}× per step{}.",
-      w.source, fmt::format("α = {}, β = {}, μ = {}, η = {}", fmt_num(g.alpha, 6), fmt_num(g.beta, 6), fmt_num(g.mu, 6), fmt_num(g.eta, 6)),
+      "{}× per step{}; the top Lyapunov exponent for random keys ({} chains of {} steps) is λ = {} ± {} per step, "
+      "a factor {} per step.",
+      w.source, gates_text(g),
       ce.dk, dv, ce.steps, wit_text, c.state("counterexample.measured_growth", measured, fmt_num(measured, 5)),
       c.state("counterexample.lower_bound", cert.lower_bound, fmt_num(cert.lower_bound, 5)),
       fmt_num(cert.upper_bound, 5),
       rnd_growth.empty() ? "(not run)" : c.state("counterexample.random_growth", mean_rnd, fmt_num(mean_rnd, 4)),
-      rnd_growth.size() > 1 ? fmt::format(" (mean of {} key sequences)", rnd_growth.size()) : ""));
+      rnd_growth.size() > 1 ? fmt::format(" (mean of {} key sequences)", rnd_growth.size()) : "", lo.chains, lo.steps,
+      c.state("counterexample.random_lyapunov", ly.value.exponent, fmt_num(ly.value.exponent, 3)),
+      fmt_num(ly.value.stderr_, 1), fmt_num(std::exp(ly.value.exponent), 4)));
   c.highlights.push_back(fmt::format(
       "Simulated with the exact recurrence, the worst counterexample grows {}× per step under its witness keys and "
       "{}× per step under random keys (DK = {}).",
@@ -291,7 +305,7 @@ Status section_resonance(Context& c, Shared& shared) {
     std::string sent = fmt::format(
         "`{}` ({}): growth per step peaks at {}× for θ = {} rad per step; at θ = 0 (frozen key) it is {}",
         sets[k].first,
-        fmt::format("α = {}, β = {}, μ = {}, η = {}", fmt_num(g.alpha, 6), fmt_num(g.beta, 6), fmt_num(g.mu, 6), fmt_num(g.eta, 6)),
+        gates_text(g),
         c.state(key + ".peak_growth", gr[peak], fmt_num(gr[peak], 6)),
         c.state(key + ".peak_angle", angles[peak], fmt_num(angles[peak], 4)),
         c.state(key + ".frozen_growth", gr[0], fmt_num(gr[0], 6)));

@@ -127,6 +127,9 @@ struct PanelLayout {
   std::string margins(int k) const;         // set lmargin/rmargin/tmargin/bmargin at screen
   std::string colorbox_at(int k = -1) const;  // set colorbox user origin ... size ... (beside panel k)
 };
+// "α = 0.9, β = 0.1, μ = 1 − 2.3e-05, η = 2": alpha and mu within 1e-5 of 1
+// are written as 1 minus their exact distance (from the logs).
+std::string gates_text(const Gates& g);
 // The (mu, eta) panel label, e.g. "μ = 0.99, η = 1.9".
 std::string panel_label(const StudyPanel& p);
 

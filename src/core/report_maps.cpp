@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "mdnstab/lyapunov.hpp"
 #include "mdnstab/spectrum.hpp"
 #include "mdnstab/sweep.hpp"
 #include "report_impl.hpp"
@@ -90,23 +91,35 @@ Status section_gate_sets(Context& c, Shared& shared) {
   c.progress("gate sets: frozen spectra and certificates");
   const Study& s = c.study;
   c.doc.heading(2, "Gate sets", "gate-sets");
-  c.doc.paragraph(
-      "Each named gate set of the study, analysed three ways (DESIGN.md section 4): the frozen-key spectrum "
-      "(tier 1), and the certificate over all key sequences (tier 3): an upper bound γ from the best 2×2 quadratic "
-      "Lyapunov function and a lower bound from an explicit key schedule, the witness. Growth is per step of the "
-      "state norm.");
+  // Tier 2 at the key width of the study's model (the counterexample's DK).
+  LyapunovOptions lo;
+  lo.dk = s.counterexample ? s.counterexample->dk : 128;
+  lo.steps = c.options.quick ? 400 : 3000;
+  lo.seed = s.seed;
+  c.seeds["gate_sets.lyapunov"] = lo.seed;
+  c.doc.paragraph(fmt::format(
+      "Each named gate set of the study, analysed at the three tiers of DESIGN.md section 4: the frozen-key "
+      "spectrum (tier 1); random keys, uniform on the sphere in DK = {} dimensions, through the top Lyapunov "
+      "exponent λ of the exact recurrence ({} chains of {} steps; growth e^λ per step) (tier 2); and the "
+      "certificate over all key sequences (tier 3): an upper bound γ from the best 2×2 quadratic Lyapunov function "
+      "and a lower bound from an explicit key schedule, the witness. Growth is per step of the state norm.",
+      lo.dk, lo.chains, lo.steps));
   Table t;
   t.header = {"gate set", "α", "β", "μ", "η", "frozen ρ", "A_par regime", "ζ", "ωₙ (rad/step)", "half-life (steps)",
-              "γ (upper)", "lower bound", "verdict"};
+              "random keys e^λ", "γ (upper)", "lower bound", "verdict"};
   CsvWriter csv({"name", "alpha", "beta", "mu", "eta", "frozen_rho", "regime_par", "damping_ratio_par",
-                 "natural_frequency_par", "half_life", "gamma", "gamma_dual", "lower_bound", "verdict",
-                 "witness_kind", "witness_angle", "witness_period"});
+                 "natural_frequency_par", "half_life", "lyapunov_exponent", "lyapunov_stderr", "lyapunov_dk",
+                 "gamma", "gamma_dual", "lower_bound", "verdict", "witness_kind", "witness_angle", "witness_period"});
   std::vector<std::string> sentences;
   for (const StudyGateSet& gs : s.gate_sets) {
     const FrozenSpectrum fs = analyze_frozen(gs.gates);
     auto cert = certify(std::span<const Gates>(&gs.gates, 1));
     if (!cert.is_ok()) return error(cert.status.code, fmt::format("gate set '{}': {}", gs.name, cert.status.message));
     const Certificate& ce = cert.value;
+    if (interrupted()) return interrupted_status();
+    auto ly = lyapunov(gs.gates, lo);
+    if (!ly.is_ok()) return error(ly.status.code, fmt::format("gate set '{}': {}", gs.name, ly.status.message));
+    const double lam = ly.value.exponent, lam_se = ly.value.stderr_;
     const double half_life = std::log(0.5) / std::log(fs.frozen_spectral_radius);
     const auto& par = fs.parallel;
     const std::string regime = par.negative_eigenvalue ? "negative" : to_string(par.regime);
@@ -115,19 +128,24 @@ Status section_gate_sets(Context& c, Shared& shared) {
     t.rows.push_back({gs.name, fmt_num(gs.gates.alpha, 6), fmt_num(gs.gates.beta, 6), fmt_num(gs.gates.mu, 6),
                       fmt_num(gs.gates.eta, 6), fmt_num(fs.frozen_spectral_radius, 6), regime,
                       std::isnan(zeta) ? "none" : fmt_num(zeta, 4), std::isnan(wn) ? "none" : fmt_num(wn, 4),
-                      fmt_num(half_life, 4), fmt_num(ce.upper_bound, 6), fmt_num(ce.lower_bound, 6),
-                      to_string(ce.verdict)});
+                      fmt_num(half_life, 4), fmt_num(std::exp(lam), 4), fmt_num(ce.upper_bound, 6),
+                      fmt_num(ce.lower_bound, 6), to_string(ce.verdict)});
     csv.str(gs.name).num(gs.gates.alpha).num(gs.gates.beta).num(gs.gates.mu).num(gs.gates.eta)
-        .exact(fs.frozen_spectral_radius).str(regime).num(zeta).num(wn).num(half_life).exact(ce.upper_bound)
+        .exact(fs.frozen_spectral_radius).str(regime).num(zeta).num(wn).num(half_life).num(lam).num(lam_se).num(lo.dk).exact(ce.upper_bound)
         .exact(ce.gamma_dual).exact(ce.lower_bound).str(to_string(ce.verdict)).str(to_string(ce.witness.kind))
         .num(ce.witness.angle).num(ce.witness.period).end();
     const std::string key = "gate_set." + gs.name;
     c.state(key + ".frozen_rho", fs.frozen_spectral_radius, fmt_num(fs.frozen_spectral_radius, 6));
     c.state(key + ".gamma", ce.upper_bound, fmt_num(ce.upper_bound, 6));
     c.state(key + ".lower_bound", ce.lower_bound, fmt_num(ce.lower_bound, 6));
-    sentences.push_back(fmt::format("`{}`: frozen ρ = {} ({}); {}.", gs.name, fmt_num(fs.frozen_spectral_radius, 6),
-                                    fs.frozen_stable ? "every frozen-key system decays" : "a frozen-key system does not decay",
-                                    verdict_sentence(ce)));
+    c.state(key + ".lyapunov_exponent", lam, fmt_num(lam, 3));
+    sentences.push_back(fmt::format(
+        "`{}`: frozen ρ = {} ({}); under random keys λ = {} ± {} per step ({}); {}.", gs.name,
+        fmt_num(fs.frozen_spectral_radius, 6),
+        fs.frozen_stable ? "every frozen-key system decays" : "a frozen-key system does not decay", fmt_num(lam, 3),
+        fmt_num(lam_se, 1), lam > 0 ? fmt::format("the state grows {}× per step", fmt_num(std::exp(lam), 4))
+                                    : fmt::format("the state decays, {}× per step", fmt_num(std::exp(lam), 4)),
+        verdict_sentence(ce)));
     if (ce.verdict == Verdict::kRefuted && !s.parametrization &&
         (!shared.worst.found || ce.lower_bound > shared.worst.cert.lower_bound)) {
       shared.worst.found = true;
@@ -136,8 +154,11 @@ Status section_gate_sets(Context& c, Shared& shared) {
       shared.worst.cert = ce;
     }
     if (ce.verdict == Verdict::kRefuted && fs.frozen_stable)
-      c.highlights.push_back(fmt::format("Gate set `{}` is stable for every frozen key (ρ = {}) yet {}.", gs.name,
-                                         fmt_num(fs.frozen_spectral_radius, 6), verdict_sentence(ce)));
+      c.highlights.push_back(fmt::format(
+          "Gate set `{}` is stable for every frozen key (ρ = {}), {} under random keys (λ = {} per step at DK = {}), "
+          "and is {}.",
+          gs.name, fmt_num(fs.frozen_spectral_radius, 6), lam > 0 ? "grows" : "decays", fmt_num(lam, 3), lo.dk,
+          verdict_sentence(ce)));
   }
   c.doc.table(std::move(t));
   c.doc.list(std::move(sentences));

@@ -50,9 +50,7 @@ Result<Certified> certify_all(const std::vector<Gates>& gates) {
   for (size_t i = 0; i < gates.size(); ++i)
     if (!r.failed[i].is_ok()) {
       if (r.n_failed++ == 0)
-        r.first_failure = fmt::format("α = {}, β = {}, μ = {}, η = {}: {}", fmt_num(gates[i].alpha, 6),
-                                      fmt_num(gates[i].beta, 6), fmt_num(gates[i].mu, 6), fmt_num(gates[i].eta, 6),
-                                      r.failed[i].message);
+        r.first_failure = fmt::format("{}: {}", gates_text(gates[i]), r.failed[i].message);
     }
   return r;
 }
@@ -88,10 +86,6 @@ double frozen_margin(const Gates& g) {
   return std::min(perp, par_margin);
 }
 
-std::string gates_text(const Gates& g) {
-  return fmt::format("α = {}, β = {}, μ = {}, η = {}", fmt_num(g.alpha, 6), fmt_num(g.beta, 6), fmt_num(g.mu, 6),
-                     fmt_num(g.eta, 6));
-}
 
 std::string witness_text(const Certificate& c) {
   if (c.witness.kind == Witness::Kind::kRotation)

@@ -147,6 +147,14 @@ std::string PanelLayout::colorbox_at(int k) const {
                      x / width, double(bottom) / height, 18.0 / width, double(height - top - bottom) / height);
 }
 
+std::string gates_text(const Gates& g) {
+  auto near_one = [](double v, double log_v) {
+    return v > 1 - 1e-5 ? fmt::format("1 − {}", fmt_num(-std::expm1(log_v), 3)) : fmt_num(v, 6);
+  };
+  return fmt::format("α = {}, β = {}, μ = {}, η = {}", near_one(g.alpha, g.log_alpha), fmt_num(g.beta, 6),
+                     near_one(g.mu, g.log_mu), fmt_num(g.eta, 6));
+}
+
 std::string panel_label(const StudyPanel& p) { return fmt::format("μ = {}, η = {}", fmt_num(p.mu, 4), fmt_num(p.eta, 4)); }
 
 namespace {
