@@ -3,6 +3,7 @@
 // worst counterexample), and the three-tier map over (alpha, beta) with the
 // reachable slice overlaid. Tested in tests/test_report.cpp and tests/report/.
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -113,6 +114,7 @@ Status section_reachable(Context& c, Shared& shared) {
   std::vector<std::string> findings, files;
   Counterexample best;
   std::vector<std::vector<int>> verdicts(p.configs.size());  // per config, per sample (-1: no verdict)
+  std::vector<std::array<long, 3>> class_counts;              // per config: certified, undecided, refuted
   for (size_t ci = 0; ci < p.configs.size(); ++ci) {
     if (interrupted()) return interrupted_status();
     const ParamConfig& cfg = p.configs[ci];
@@ -164,6 +166,7 @@ Status section_reachable(Context& c, Shared& shared) {
           .num(ce.witness.kind == Witness::Kind::kRotation ? ce.witness.angle : NAN)
           .num(double(smp.value[i].kind)).num(smp.value[i].range == SampleRange::kWide ? 1 : 0).end();
     }
+    class_counts.push_back({n_cert, n_und, n_ref});
     const std::string file = fmt::format("reachable_{}.csv", cfg.name);
     if (Status e = write_text(c.data(file), csv.text); !e.is_ok()) return e;
     files.push_back(file);
@@ -251,9 +254,11 @@ Status section_reachable(Context& c, Shared& shared) {
   b += gdn ? "set xrange [0:1]\nset yrange [0:1]\n" : "set logscale x\nset format x '1e%T'\nset yrange [0:2]\n";
   b += "set multiplot\n";
   const char* pts[3] = {"pt 7 ps 0.35", "pt 9 ps 0.7", "pt 5 ps 0.6"};
-  // Certified samples are the many: every `thin`-th is drawn (all are in the data),
-  // which keeps the SVG small; undecided and refuted ones are all drawn.
-  const long thin = std::max(1L, p.samples / 400);
+  // A verdict class with more than kDrawn samples in a panel is thinned to
+  // about kDrawn points (every k-th row; all rows are in the data): the SVG
+  // holds one element per point.
+  constexpr long kDrawn = 150;
+  bool thinned = false;
   for (int k = 0; k < n; ++k) {
     b += lay.margins(k);
     b += fmt::format("set title {}\n", gp_quote(config_label(p.configs[size_t(k)])));
@@ -264,9 +269,11 @@ Status section_reachable(Context& c, Shared& shared) {
     b += "plot ";
     for (int v = 0; v < 3; ++v) {
       const std::string xy = gdn ? "1:(($9 == {0}) ? $2 : NaN)" : "5:(($9 == {0}) ? $4 : NaN)";
+      const long thin = std::max(1L, class_counts[size_t(k)][size_t(v)] / kDrawn);
+      thinned = thinned || thin > 1;
       b += fmt::format("{}'../data/{}' skip 1 using {}{} with points {} lc rgb '{}' title {}", v ? ", " : "",
                        files[size_t(k)], fmt::format(fmt::runtime(xy), v),
-                       v == 0 && thin > 1 ? fmt::format(" every {}", thin) : std::string(), pts[v],
+                       thin > 1 ? fmt::format(" every {}", thin) : std::string(), pts[v],
                        v == 0 ? "#8fb35a" : kTierColours[size_t(v)].second, gp_quote(kTierColours[size_t(v)].first));
     }
     b += "\n";
@@ -274,7 +281,10 @@ Status section_reachable(Context& c, Shared& shared) {
   b += "unset multiplot\n";
   if (Status e = render(c, Plot{"reachable_gates", lay.width, lay.height, b}); !e.is_ok()) return e;
   const std::string thin_note =
-      thin > 1 ? fmt::format(" Certified samples: every {}th drawn, all in the data.", thin) : std::string();
+      thinned ? fmt::format(" A verdict class with more than {} samples in a panel is drawn thinned to about {} "
+                            "points; every sample is in the data.",
+                            kDrawn, kDrawn)
+              : std::string();
   c.doc.figure("reachable_gates",
                (gdn ? "Sampled reachable gates over (α, β), by verdict: certified (circles), undecided (triangles), "
                       "refuted (squares)."
