@@ -128,35 +128,76 @@ TEST(CliReport, JsonSummary) {
   EXPECT_LT(j["seconds"].get<double>(), 60.0);
 }
 
+// A spec with one small section: a report in well under a second.
+fs::path tiny_spec(const fs::path& dir) {
+  const fs::path p = dir / "tiny.toml";
+  write(p, "[study]\nname = \"tiny\"\ntitle = \"Tiny\"\n[maps]\nresolution = 5\npanels = [{ mu = 0.9, eta = 1.5 }]\n");
+  return p;
+}
+
 TEST(CliReport, NeverOverwritesWithoutForce) {
   const fs::path base = scratch_dir("report_force");
+  const fs::path spec = tiny_spec(base);
   const fs::path d = base / "r";
   fs::create_directories(d);
   write(d / "keep.txt", "mine");
-  auto r = run_cli("report " + kSpec.string() + " --quick --out " + d.string());
+  auto r = run_cli("report " + spec.string() + " --quick --out " + d.string());
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find(d.string()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
   EXPECT_EQ(slurp(d / "keep.txt"), "mine");
   // --force does not replace a folder that is not a report either.
-  r = run_cli("report " + kSpec.string() + " --quick --force --out " + d.string());
+  r = run_cli("report " + spec.string() + " --quick --force --out " + d.string());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("not an mdnstab report"), std::string::npos) << r.err;
   EXPECT_EQ(slurp(d / "keep.txt"), "mine");
   EXPECT_EQ(leftovers(d), std::vector<std::string>{"r"});
   // A previous report is replaced with --force, and only then.
   const fs::path rep = base / "rep";
-  ASSERT_EQ(run_cli("report " + kSpec.string() + " --quick --out " + rep.string()).code, 0);
+  ASSERT_EQ(run_cli("report " + spec.string() + " --quick --out " + rep.string()).code, 0);
   write(rep / "data" / "marker", "old");
-  r = run_cli("report " + kSpec.string() + " --quick --out " + rep.string());
+  r = run_cli("report " + spec.string() + " --quick --out " + rep.string());
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(fs::exists(rep / "data" / "marker"));
-  r = run_cli("report " + kSpec.string() + " --quick --force --out " + rep.string());
+  r = run_cli("report " + spec.string() + " --quick --force --out " + rep.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(fs::exists(rep / "data" / "marker"));
   EXPECT_TRUE(fs::exists(rep / "index.html"));
   EXPECT_EQ(leftovers(rep), std::vector<std::string>{"rep"});
+}
+
+TEST(CliReport, SavedGpuResultsAreReusedAndSaidSo) {
+  const fs::path base = scratch_dir("report_gpu");
+  write(base / "saved.json", R"({"provenance": {"gpu": "NVIDIA H100 80GB HBM3", "date": "2026-11-24", "commit": "abc"},
+    "cases": [{"name": "a", "alpha": 0.99, "beta": 0.9, "mu": 0.99, "eta": 1.9, "keys": "rotating",
+               "predicted_growth": 1.6, "measured_growth": 1.62},
+              {"name": "b", "alpha": 0.9, "beta": 0.1, "mu": 0.5, "eta": 1, "keys": "random",
+               "predicted_growth": 0.9, "measured_growth": 0.9}]})");
+  write(base / "spec.toml",
+        "[study]\nname = \"g\"\ntitle = \"G\"\n[[gate_set]]\nname = \"x\"\nalpha = 0.99\nbeta = 0.9\n"
+        "mu = 0.99\neta = 1.9\n[counterexample]\nsteps = 50\ndk = 4\nrandom_keys = 1\n"
+        "[gpu_validation]\nresults = \"saved.json\"\n");
+  const fs::path out = base / "r";
+  auto r = run_cli("report " + (base / "spec.toml").string() + " --quick --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string md = slurp(out / "index.md");
+  EXPECT_NE(md.find("reuses the saved results from"), std::string::npos) << md;
+  EXPECT_NE(md.find("NVIDIA H100 80GB HBM3"), std::string::npos);
+  EXPECT_TRUE(fs::exists(out / "figures" / "gpu_validation.svg"));
+  // The worst relative difference, stated in the text, is |1.62 - 1.6| / 1.6 = 0.0125.
+  const json f = json::parse(slurp(out / "data" / "findings.json"));
+  EXPECT_NEAR(f["gpu_validation.worst_relative_error"]["value"].get<double>(), 0.0125, 1e-12);
+  EXPECT_NE(md.find("at most 0.0125"), std::string::npos);
+  // Without a parametrization the counterexample is the refuted gate set.
+  EXPECT_NE(md.find("gate set x"), std::string::npos);
+  // A broken results file is bad input: exit 2 naming it, nothing written.
+  write(base / "saved.json", "{\"cases\": [{\"predicted_growth\": 1}]}");
+  r = run_cli("report " + (base / "spec.toml").string() + " --quick --out " + (base / "r2").string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("saved.json"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftovers(base / "r2").empty());
 }
 
 TEST(CliReport, SpecErrorsNameFileLineKeyAndWriteNothing) {

@@ -186,6 +186,15 @@ def main(d):
         if not close(10 ** slope, lb, rel=1e-3):
             fail(f"counterexample: simulated growth {10 ** slope} differs from the lower bound {lb}")
         checked += 2
+    gv = os.path.join(data, "gpu_validation.csv")
+    if os.path.exists(gv):
+        r = rows_str(gv)
+        worst = max(abs(float(x["measured_growth"]) - float(x["predicted_growth"])) / abs(float(x["predicted_growth"]))
+                    for x in r)
+        check_value(numeric, "gpu_validation.worst_relative_error", worst, rel=1e-5)
+        checked += 1
+    elif findings.get("gpu_validation.run") is True:
+        fail("gpu_validation: the text says it ran, but data/gpu_validation.csv is missing")
     gs = os.path.join(data, "gate_sets.csv")
     if os.path.exists(gs):
         for x in rows_str(gs):
