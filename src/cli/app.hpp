@@ -70,6 +70,9 @@ void setup_point(App& app);
 void setup_sweep(App& app);
 void setup_certify(App& app);
 void setup_lyapunov(App& app);
+void setup_constraint(App& app);
+void setup_chunk_safety(App& app);
+void setup_ode(App& app);
 void setup_report(App& app);
 
 }  // namespace mdnstab::cli

@@ -37,13 +37,14 @@ std::string key_text(const std::array<double, 2>& k) {
 // One line a person can replay by hand.
 std::string witness_text(const Witness& w, bool single) {
   std::string gates;
-  if (!single && !w.gate_index.empty()) {
+  if (!single && w.gate_index.size() == 1) gates = fmt::format(", gate row {}", w.gate_index[0]);
+  if (!single && w.gate_index.size() > 1) {
     gates = ", gate rows";
     for (int g : w.gate_index) gates += fmt::format(" {}", g);
+    gates += " in turn";
   }
   if (w.kind == Witness::Kind::kRotation)
-    return fmt::format("keys k_t = cos(t a) e1 + sin(t a) e2, a = {:.12g} rad per step{}", w.angle,
-                       gates.empty() ? "" : gates + " in turn");
+    return fmt::format("keys k_t = cos(t a) e1 + sin(t a) e2, a = {:.12g} rad per step{}", w.angle, gates);
   if (w.kind == Witness::Kind::kSwitching) {
     std::string keys;
     for (size_t t = 0; t < w.keys.size(); ++t)

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "app.hpp"
+#include "mdnstab/precision.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab::cli {
@@ -19,6 +20,9 @@ struct SweepCliOptions {
   int threads = 0;
   double max_output_gb = 20;
   bool list_metrics = false;
+  int chunk = 64;                 // chunk_safe: C
+  std::string precision = "fp32";  // chunk_safe: arithmetic
+  double chunk_tol = 1e-2;         // chunk_safe: error that breaks a chunk
 };
 
 int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
@@ -32,6 +36,9 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
   for (const auto& a : o.axes) spec.axes.push_back(value_or_throw(parse_axis(a)));
   for (const auto& f : o.fixed) spec.fixed.push_back(value_or_throw(parse_fixed(f)));
   for (const auto& m : o.metrics) spec.metrics.push_back(m);
+  spec.chunk.chunk = o.chunk;
+  spec.chunk.precision = value_or_throw(parse_precision(o.precision));
+  spec.chunk.tol = o.chunk_tol;
   SweepOptions opt;
   opt.threads = o.threads;
   opt.out_path = o.out;
@@ -85,6 +92,11 @@ void setup_sweep(App& app) {
   sub->add_option("--threads", o->threads, "threads (0: all cores)")->capture_default_str();
   sub->add_option("--max-output-gb", o->max_output_gb, "refuse outputs larger than this")->capture_default_str();
   sub->add_flag("--list-metrics", o->list_metrics, "list the metrics and exit");
+  sub->add_option("--chunk", o->chunk, "chunk size C for the chunk_safe metric")->capture_default_str();
+  sub->add_option("--precision", o->precision, "fp64, fp32, tf32 or bf16 for the chunk_safe metric")
+      ->capture_default_str();
+  sub->add_option("--chunk-tolerance", o->chunk_tol, "relative error that breaks a chunk (chunk_safe)")
+      ->capture_default_str();
   app.add_command(sub, [o, &app] { return run_sweep_cmd(*o, app); });
 }
 

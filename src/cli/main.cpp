@@ -7,6 +7,9 @@ int main(int argc, char** argv) {
   mdnstab::cli::setup_sweep(app);
   mdnstab::cli::setup_certify(app);
   mdnstab::cli::setup_lyapunov(app);
+  mdnstab::cli::setup_constraint(app);
+  mdnstab::cli::setup_chunk_safety(app);
+  mdnstab::cli::setup_ode(app);
   mdnstab::cli::setup_report(app);
   return app.main(argc, argv);
 }

@@ -108,7 +108,7 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
 
   if (opt.lower_bound) {
     const int hint[1] = {c.active_gate};
-    c.witness = detail::search_witness(gate_set, opt, hint);
+    c.witness = detail::search_witness(gate_set, opt, hint, c.upper_bound);
     if (!std::isfinite(c.witness.growth)) return error(Code::kNumericalIssue, "the witness growth is not finite");
     c.lower_bound = c.witness.growth;
     c.gamma_dual = std::max(c.gamma_dual, c.lower_bound);

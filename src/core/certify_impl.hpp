@@ -31,7 +31,9 @@ UpperBound upper_bound_set(std::span<const Mat2> mats);
 double spectral_radius2(const Mat2& m);
 
 // Best witness for the gate set, searched over the families of certify_lower.cpp.
-// `hint` lists gate rows worth combining (e.g. the ones active at W).
-Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, std::span<const int> hint);
+// `hint` lists gate rows worth combining (e.g. the ones active at W). No growth
+// exceeds the upper bound `ceiling`, so the search stops once a family meets it.
+Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, std::span<const int> hint,
+                       double ceiling);
 
 }  // namespace mdnstab::detail

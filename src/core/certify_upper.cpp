@@ -84,16 +84,14 @@ double golden_min(F&& f, double lo, double hi, int iters, double& f_best) {
 }
 
 // Two matrices of equal |det| (so minimizing max t is minimizing max norm),
-// the first with c != 0, the second with c = 0 (A_perp) or not. At fixed x,
+// the first with c != 0, the second with c = 0 (A_perp). At fixed x,
 // t_par(u) is convex with its minimum at u* = |P|/|c|; t_perp(u) = base + q/u
 // is decreasing. The optimum is u* when t_par(u*) >= t_perp(u*), else the
 // crossing u > u*, the larger root of c^2 u^2 + (base_par - base_perp) u +
 // (q_par - q_perp) = 0.
 inline double pair_inner(const Mat2& P, const Mat2& Q, double x, double& u_out) {
   const Coef p = coef_at(P, x), q = coef_at(Q, x);
-  if (q.c2 != 0.0) {
-    // Both matrices have c != 0 (not A_perp): fall back to the same crossing
-    // logic by symmetry is not valid; handled by upper_bound_set instead.
+  if (q.c2 != 0.0) {  // the callers route such pairs to upper_bound_set
     u_out = NAN;
     return NAN;
   }

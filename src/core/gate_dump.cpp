@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "mdnstab/gate_csv.hpp"
 #include "mdnstab/safetensors.hpp"
 
 namespace mdnstab {
@@ -52,6 +53,29 @@ Result<GateDump> read_gate_safetensors(const std::string& path, PScale p) {
     }
     d.gates[i] = g.value;
   }
+  return d;
+}
+
+Result<GateDump> read_gate_dump(const std::string& path, PScale p) {
+  // safetensors starts with its header length (8 bytes, little-endian) then '{';
+  // a CSV starts with text. Sniff rather than trust the extension.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) return error(Code::kIoError, fmt::format("cannot read '{}': no such file or not readable", path));
+  unsigned char head[9] = {};
+  const size_t got = std::fread(head, 1, 9, f.get());
+  f.reset();
+  bool safetensors = got == 9 && head[8] == '{';
+  for (int i = 5; i < 8 && safetensors; ++i) safetensors = head[i] == 0;  // a header length below 2^40
+  if (safetensors) return read_gate_safetensors(path, p);
+  auto rows = read_gate_csv(path, p);
+  if (!rows.is_ok()) return rows.status;
+  if (rows.value.empty()) return error(Code::kInvalidArgument, fmt::format("'{}' holds no gate rows", path));
+  GateDump d;
+  d.batch = 1;
+  d.time = int64_t(rows.value.size());
+  d.heads = 1;
+  d.gates = std::move(rows.value);
+  d.format = "csv";
   return d;
 }
 

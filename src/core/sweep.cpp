@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "mdnstab/atomic_file.hpp"
+#include "mdnstab/chunk_ref.hpp"
 
 namespace mdnstab {
 
@@ -204,6 +205,10 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
   auto r = resolve(spec);
   if (!r.is_ok()) return r.status;
   if (opt.threads < 0) return error(Code::kInvalidArgument, fmt::format("--threads = {} must be >= 0", opt.threads));
+  if (spec.chunk.chunk < 1 || spec.chunk.chunk > kMaxChunk)
+    return error(Code::kInvalidArgument, fmt::format("--chunk = {} must be in [1, {}]", spec.chunk.chunk, kMaxChunk));
+  if (!(spec.chunk.tol > 0) || !std::isfinite(spec.chunk.tol))
+    return error(Code::kInvalidArgument, fmt::format("--chunk-tolerance = {} must be > 0", spec.chunk.tol));
   if (!opt.out_path.empty()) {
     if (Status s = check_writable(opt.out_path); !s.is_ok()) return s;
     const double bytes = estimate_bytes(r.value);
@@ -305,7 +310,7 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
           part.max_rho = fs.frozen_spectral_radius;
           part.argmax = g;
         }
-        const SweepPointContext ctx{g, &fs};
+        const SweepPointContext ctx{g, &fs, &spec.chunk};
         size_t off = 0;
         for (const MetricDef* m : r.metrics) {
           m->eval(ctx, values.data() + off);

@@ -4,6 +4,8 @@
 #include <optional>
 
 #include "mdnstab/certify.hpp"
+#include "mdnstab/chunk_safety.hpp"
+#include "mdnstab/continuous_time.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab {
@@ -44,6 +46,33 @@ MetricDef per_block(std::string name, std::string help, double (*get)(const Bloc
   m.eval = [get](const SweepPointContext& c, double* out) {
     out[0] = get(c.spectrum->parallel);
     out[1] = get(c.spectrum->perpendicular);
+  };
+  return m;
+}
+
+// A continuous-time figure of both blocks (src/core/continuous_time.cpp),
+// built on the spectrum the sweep already computed.
+MetricDef per_block_ct(std::string name, std::string help, double (*get)(const ContinuousTime&)) {
+  MetricDef m;
+  m.columns = {name + "_par", name + "_perp"};
+  m.name = std::move(name);
+  m.help = std::move(help);
+  m.default_on = false;  // zeta and w_n repeat damping_ratio and natural_frequency but at the edges
+  m.eval = [get](const SweepPointContext& c, double* out) {
+    // The four ct metrics of one point share one evaluation: each thread keeps
+    // the last point's result (the engine evaluates a point's metrics in a row).
+    thread_local Gates last{NAN, NAN, NAN, NAN, NAN, NAN};
+    thread_local FrozenContinuousTime ct;
+    const Gates& g = c.gates;
+    if (g.alpha != last.alpha || g.beta != last.beta || g.mu != last.mu || g.eta != last.eta ||
+        g.log_alpha != last.log_alpha || g.log_mu != last.log_mu || g.p_scale != last.p_scale) {
+      const double log_det = g.log_alpha + g.log_mu;
+      ct.parallel = continuous_time(a_par(g), c.spectrum->parallel, log_det);
+      ct.perpendicular = continuous_time(a_perp(g), c.spectrum->perpendicular, log_det);
+      last = g;
+    }
+    out[0] = get(ct.parallel);
+    out[1] = get(ct.perpendicular);
   };
   return m;
 }
@@ -138,6 +167,39 @@ std::vector<MetricDef> make_metrics() {
       const Certificate* k = point_certificate(c.gates, true);
       out[0] = k ? double(int(k->verdict)) : NAN;
     };
+    v.push_back(std::move(m));
+  }
+  {
+    MetricDef m;
+    m.name = "chunk_safe";
+    m.help = "1 when the chunk-safety rule calls the reordered chunkwise algorithm safe at --chunk and "
+             "--precision; and its predicted relative error";
+    m.columns = {"chunk_safe", "chunk_predicted_error"};
+    m.needs_spectrum = false;
+    m.default_on = false;
+    m.eval = [](const SweepPointContext& c, double* out) {
+      const SweepChunkConfig cfg = c.chunk ? *c.chunk : SweepChunkConfig{};
+      ChunkRuleOptions o;
+      o.tol = cfg.tol;
+      o.steps = cfg.steps;
+      const ChunkRisk r = chunk_risk(c.gates, cfg.chunk, cfg.precision, o);
+      out[0] = chunk_safe(r, cfg.tol) ? 1 : 0;
+      out[1] = r.predicted_error;
+    };
+    v.push_back(std::move(m));
+  }
+  v.push_back(per_block_ct("zeta", "damping ratio of the real log(A) (inf at a unit eigenvalue; empty: none)",
+                           [](const ContinuousTime& c) { return or_none(c.zeta); }));
+  v.push_back(per_block_ct("w_n", "natural frequency of log(A) in rad/step (0 at a unit eigenvalue; empty: none)",
+                           [](const ContinuousTime& c) { return or_none(c.w_n); }));
+  v.push_back(per_block_ct("q_factor", "quality factor 1/(2 zeta) (empty: none)",
+                           [](const ContinuousTime& c) { return or_none(c.q_factor); }));
+  {
+    MetricDef m = per_block_ct("ct_class", "continuous-time class of log(A)",
+                               [](const ContinuousTime& c) { return double(int(c.cls)); });
+    // In CtClass order; labels are CSV fields, so no spaces.
+    static_assert(int(CtClass::kNoRealEquivalent) == 4, "ct_class labels follow CtClass");
+    m.labels = {"underdamped", "critically_damped", "overdamped", "saddle", "no_real_equivalent"};
     v.push_back(std::move(m));
   }
   return v;
