@@ -12,5 +12,6 @@ int main(int argc, char** argv) {
   mdnstab::cli::setup_ode(app);
   mdnstab::cli::setup_simulate(app);
   mdnstab::cli::setup_validate(app);
+  mdnstab::cli::setup_report(app);
   return app.main(argc, argv);
 }
