@@ -18,6 +18,9 @@ for lib in $(ldd "$dest"/mdnstab* | awk '/=>/ {print $3}' | sort -u | grep -E 'l
   cp -L "$lib" "$dest/lib/"
 done
 cp "$src/scripts/validate_device_run.sh" "$src/analysis/validate-1000.toml" "$dest/"
+for f in "$src"/analysis/*.toml; do  # the report studies, for validate --study
+  [ "$(basename "$f")" = validate-1000.toml ] || cp "$f" "$dest/study-$(basename "$f")"
+done
 git -C "$src" rev-parse --short HEAD >"$dest/COMMIT"
 git -C "$src" diff --quiet HEAD -- kernels src tests || echo "$(cat "$dest/COMMIT")+dirty" >"$dest/COMMIT"
 # The CPU reference's rate on this machine, today, to print beside the GPU's.
