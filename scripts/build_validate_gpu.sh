@@ -25,6 +25,6 @@ git -C "$src" rev-parse --short HEAD >"$dest/COMMIT"
 git -C "$src" diff --quiet HEAD -- kernels src tests || echo "$(cat "$dest/COMMIT")+dirty" >"$dest/COMMIT"
 # The CPU reference's rate on this machine, today, to print beside the GPU's.
 "$src/build/release/kernels/mdnstab_bench_many_config" --cpu-only | tee "$dest/cpu_rate.log"
-awk '/DK 128/ {print $(NF-1)}' "$dest/cpu_rate.log" >"$dest/cpu_rate.txt"
-echo "$(date -u +%Y-%m-%d) $(hostname) $(nproc) cores" >"$dest/cpu_note.txt"
+awk '/DK 128/ {print $(NF-4)}' "$dest/cpu_rate.log" >"$dest/cpu_rate.txt"
+echo "$(date -u +%Y-%m-%dT%H:%MZ) $(hostname) $(nproc) cores, load $(cut -d" " -f1 /proc/loadavg)" >"$dest/cpu_note.txt"
 echo "build_validate_gpu.sh: $(ls "$dest" | tr '\n' ' ') -> $dest (commit $(cat "$dest/COMMIT"))"
