@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)"
+cmake --build --preset release -j"$(nproc)" --target mdnstab
 bin=build/release/mdnstab
 out=${MDNSTAB_OUT:-build/main}
 mkdir -p "$out"

@@ -68,5 +68,10 @@ void print_json(const nlohmann::json& j);
 // Subcommand registration, one per cmd_<name>.cpp.
 void setup_point(App& app);
 void setup_sweep(App& app);
+void setup_certify(App& app);
+void setup_lyapunov(App& app);
+void setup_constraint(App& app);
+void setup_chunk_safety(App& app);
+void setup_ode(App& app);
 
 }  // namespace mdnstab::cli

@@ -49,7 +49,7 @@ int run_point(const PointOptions& o, const App& app) {
   const BlockSpectrum& b = f.perpendicular;
   auto opt = [](const std::optional<double>& v) { return v ? num(*v) : std::string("none"); };
   auto row = [](const char* name, const std::string& x, const std::string& y) {
-    fmt::print("  {:<22}{:<28}{}\n", name, x, y);
+    fmt::print("  {:<25}{:<28}{}\n", name, x, y);
   };
   fmt::print("gates: alpha={} beta={} mu={} eta={} p-scale={}\n", num(g.alpha), num(g.beta), num(g.mu), num(g.eta),
              to_string(g.p_scale));

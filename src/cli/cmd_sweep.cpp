@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "app.hpp"
+#include "mdnstab/precision.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab::cli {
@@ -20,6 +21,9 @@ struct SweepCliOptions {
   int threads = 0;
   double max_output_gb = 20;
   bool list_metrics = false;
+  int chunk = 64;                 // chunk_safe: C
+  std::string precision = "fp32";  // chunk_safe: arithmetic
+  double chunk_tol = 1e-2;         // chunk_safe: error that breaks a chunk
 };
 
 int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
@@ -33,6 +37,9 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
   for (const auto& a : o.axes) spec.axes.push_back(value_or_throw(parse_axis(a)));
   for (const auto& f : o.fixed) spec.fixed.push_back(value_or_throw(parse_fixed(f)));
   for (const auto& m : o.metrics) spec.metrics.push_back(m);
+  spec.chunk.chunk = o.chunk;
+  spec.chunk.precision = value_or_throw(parse_precision(o.precision));
+  spec.chunk.tol = o.chunk_tol;
   SweepOptions opt;
   opt.threads = o.threads;
   opt.out_path = o.out;
@@ -99,6 +106,11 @@ void setup_sweep(App& app) {
                   "auto (default: fast where the CPU has AVX2/AVX-512), portable, fast, fast-avx512, fast-avx2, "
                   "fast-scalar; overrides MDNSTAB_SWEEP_ENGINE");
   sub->add_flag("--list-metrics", o->list_metrics, "list the metrics and exit");
+  sub->add_option("--chunk", o->chunk, "chunk size C for the chunk_safe metric")->capture_default_str();
+  sub->add_option("--precision", o->precision, "fp64, fp32, tf32 or bf16 for the chunk_safe metric")
+      ->capture_default_str();
+  sub->add_option("--chunk-tolerance", o->chunk_tol, "relative error that breaks a chunk (chunk_safe)")
+      ->capture_default_str();
   app.add_command(sub, [o, &app] { return run_sweep_cmd(*o, app); });
 }
 

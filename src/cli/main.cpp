@@ -5,5 +5,10 @@ int main(int argc, char** argv) {
   mdnstab::cli::App app;
   mdnstab::cli::setup_point(app);
   mdnstab::cli::setup_sweep(app);
+  mdnstab::cli::setup_certify(app);
+  mdnstab::cli::setup_lyapunov(app);
+  mdnstab::cli::setup_constraint(app);
+  mdnstab::cli::setup_chunk_safety(app);
+  mdnstab::cli::setup_ode(app);
   return app.main(argc, argv);
 }

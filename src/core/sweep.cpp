@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 
 #include "mdnstab/atomic_file.hpp"
+#include "mdnstab/chunk_ref.hpp"
 
 namespace mdnstab {
 
@@ -356,6 +357,10 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
   if (opt.engine.engine == SweepEngine::kFast && opt.engine.simd && !simd_supported(*opt.engine.simd))
     return error(Code::kInvalidArgument, fmt::format("engine fast-{}: not supported by this CPU or build",
                                                      to_string(*opt.engine.simd)));
+  if (spec.chunk.chunk < 1 || spec.chunk.chunk > kMaxChunk)
+    return error(Code::kInvalidArgument, fmt::format("--chunk = {} must be in [1, {}]", spec.chunk.chunk, kMaxChunk));
+  if (!(spec.chunk.tol > 0) || !std::isfinite(spec.chunk.tol))
+    return error(Code::kInvalidArgument, fmt::format("--chunk-tolerance = {} must be > 0", spec.chunk.tol));
   if (!opt.out_path.empty()) {
     if (Status s = check_writable(opt.out_path); !s.is_ok()) return s;
     const double bytes = estimate_bytes(r.value);
@@ -524,7 +529,7 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
             const Gates g = gb.at(i);
             FrozenSpectrum fs;
             if (pointwise_spectrum) fs = sb.at(i);
-            const SweepPointContext ctx{g, &fs};
+            const SweepPointContext ctx{g, &fs, &spec.chunk};
             size_t o = 0;
             for (const MetricDef* m : r.metrics) {
               if (!m->eval_block) {

@@ -2,15 +2,18 @@
 // bound gamma from the best 2x2 quadratic Lyapunov function W shared by A_par
 // and A_perp of every gate in a set, a lower bound from an explicit key
 // schedule (the witness), and the verdict. Contract shared by `certify`,
-// `constraint`, `sweep` and `validate`; implemented in src/core/certify*.cpp.
+// `constraint`, `sweep` and `validate`; implemented in src/core/certify*.cpp,
+// tested in tests/test_certify.cpp (independent optimizer, duality, replays).
 #pragma once
 
 #include <array>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mdnstab/gates.hpp"
+#include "mdnstab/linearization.hpp"
 #include "mdnstab/status.hpp"
 
 namespace mdnstab {
@@ -18,7 +21,9 @@ namespace mdnstab {
 enum class Verdict { kCertified, kRefuted, kUndecided };
 const char* to_string(Verdict v);
 
-// A key schedule another program can replay.
+// A key schedule another program can replay. Steps are numbered t = 0, 1, 2, ...
+// (the first token is t = 0); keys are unit vectors in the plane of two
+// orthonormal key directions e1, e2 (any DK >= 2), v = 0, no L2 norm needed.
 struct Witness {
   enum class Kind { kNone, kRotation, kSwitching };
   Kind kind = Kind::kNone;
@@ -29,25 +34,91 @@ struct Witness {
   int period = 0;
   // kSwitching (and gate sets): for each step of one period, the key in the
   // plane as (cos, sin) of its angle and the index of the gate set row used.
+  // kRotation with a gate set: gate_index is the cycle of gate rows, step t
+  // uses gate_index[t % size] (empty: row 0).
   std::vector<std::array<double, 2>> keys;
   std::vector<int> gate_index;
+  // kSwitching: the key pattern turns by `drift` radians each period:
+  // k_{t + n*period} = R(n*drift) keys[t] (0: strictly periodic keys).
+  double drift = 0;
+  // "rotation", "switching", "rotation-cycle", "turning-cycle" (how it was found)
+  std::string family;
 };
+const char* to_string(Witness::Kind k);
 
 struct Certificate {
   double upper_bound = 0;           // gamma: |x_t|_W <= gamma^t |x_0|_W for all keys
-  std::array<double, 3> W{1, 0, 1};  // [w11, w12, w22] of the 2x2 W > 0
+  std::array<double, 3> W{1, 0, 1};  // [w11, w12, w22] of the 2x2 W > 0 (max(w11, w22) = 1)
+  // W = c L^T L with L = [[1, x], [0, y]]: [x, y]. Where W is nearly singular
+  // (an optimum approached, not attained) its entries round away the small
+  // eigenvalue; the factor does not, and gamma is computed from it.
+  std::array<double, 2> W_factor{0, 1};
   double lower_bound = 0;           // growth per step of the witness
   Witness witness;
   Verdict verdict = Verdict::kUndecided;
   double frozen_spectral_radius = 0;  // max over the set
+  // A lower bound on the best quadratic gamma from the dual of the LMI
+  // (weights Z_i >= 0 with sum A_i Z_i A_i^T >= g^2 sum Z_i): gamma / gamma_dual - 1
+  // bounds how far upper_bound is from the optimal 2x2 certificate.
+  double gamma_dual = 0;
+  int gates = 0;          // size of the set
+  int active_gate = -1;   // a gate row whose A_par or A_perp reaches gamma at W
+  bool single_gate = false;
 };
 
 struct CertifyOptions {
-  double rel_tol = 1e-6;      // on gamma
-  bool lower_bound = true;    // search a witness
+  // On gamma: where the dual bound does not prove gamma within rel_tol of the
+  // best quadratic certificate, a second algorithm is tried; the remaining gap
+  // is reported (gamma / gamma_dual - 1), never hidden.
+  double rel_tol = 1e-6;
+  bool lower_bound = true;  // search a witness
+  int rotation_scan = 256;  // angles scanned in [0, pi/2] before refinement
+  int max_word_length = 8;  // switching words over {A_par, A_perp} (single gate)
 };
 
 // An empty set is an error (kInvalidArgument), not "certified".
 Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOptions& opt = {});
+
+// Each gate as its own (single-gate) set, on `threads` threads (0: all cores);
+// result i belongs to gates[i], whatever the thread count.
+Result<std::vector<Certificate>> certify_each(std::span<const Gates> gates, const CertifyOptions& opt = {},
+                                              int threads = 0);
+
+// ---- building blocks, exposed for tests, `sweep` and `constraint` ----
+
+// max over the set of |W^1/2 A W^-1/2|_2 for A in {A_par(g), A_perp(g)}: the
+// bound a given W proves (W = [w11, w12, w22] > 0).
+Result<double> quadratic_bound(std::span<const Gates> gate_set, const std::array<double, 3>& W);
+
+// Growth per step of keys rotating by `angle` per step in a plane, for one
+// gate set: the spectral radius of the 4x4 rotating-frame matrix (closed form).
+double rotation_growth(const Gates& g, double angle);
+
+// The 4x4 transition of one step with unit key (cos, sin) in the plane, state
+// ordered (s1, m1, s2, m2) (the (s, m) pairs of the two key coordinates).
+std::array<double, 16> transition4(const Gates& g, double cos_k, double sin_k);
+
+// Growth per step of a witness recomputed from explicit 4x4 products (an
+// evaluator independent of the search): for kRotation in the rotating frame.
+Result<double> witness_growth(std::span<const Gates> gate_set, const Witness& w);
+
+// The verdict rule: certified iff gamma < 1, refuted iff lower > 1, each by
+// more than kVerdictRoundoff: the bounds come from closed forms accurate to a
+// few ulps, so a bound within 1e-13 of 1 (e.g. a unit eigenvalue computed as
+// 1 + 2^-52) decides nothing.
+inline constexpr double kVerdictRoundoff = 1e-13;
+Verdict verdict_of(double upper_bound, double lower_bound);
+
+// A box of gates given as ranges: NAME=LO:HI or NAME=VALUE for NAME in alpha,
+// beta, mu, eta, log_alpha, log_mu. A_par and A_perp are multilinear in each
+// gate, so every matrix of the box is a convex combination of the vertices'
+// matrices: certifying the 2^k vertices certifies the whole box.
+struct GateRange {
+  std::string name;
+  double lo = 0, hi = 0;
+};
+Result<GateRange> parse_gate_range(std::string_view spec);
+// All four gates must be covered (alpha or log_alpha, mu or log_mu, beta, eta).
+Result<std::vector<Gates>> box_vertices(std::span<const GateRange> ranges, PScale p = PScale::kAlpha);
 
 }  // namespace mdnstab

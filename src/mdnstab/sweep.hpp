@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mdnstab/gates.hpp"
+#include "mdnstab/precision.hpp"
 #include "mdnstab/spectrum.hpp"
 #include "mdnstab/spectrum_batch.hpp"
 #include "mdnstab/status.hpp"
@@ -37,10 +38,19 @@ struct FixedGate {
 // "NAME=VALUE".
 Result<FixedGate> parse_fixed(std::string_view spec);
 
+// Settings of the chunk_safe metric (the rule of chunk_safety.hpp).
+struct SweepChunkConfig {
+  int chunk = 64;                         // C
+  Precision precision = Precision::kFp32;
+  double tol = 1e-2;                      // relative error that breaks a chunk
+  int steps = 4096;                       // sequence length (caps the state's memory)
+};
+
 // What a metric sees at one grid point.
 struct SweepPointContext {
   const Gates& gates;
-  const FrozenSpectrum* spectrum;  // set when the metric needs_spectrum
+  const FrozenSpectrum* spectrum;          // set when the metric needs_spectrum
+  const SweepChunkConfig* chunk = nullptr;  // always set by run_sweep
 };
 
 // What a metric sees for a block of consecutive grid points (the engine's unit).
@@ -76,6 +86,7 @@ struct SweepSpec {
   std::vector<FixedGate> fixed;  // the gates no axis covers
   PScale p_scale = PScale::kAlpha;
   std::vector<std::string> metrics;  // empty: the default set
+  SweepChunkConfig chunk;            // for chunk_safe
 };
 
 // Which engine computes the spectra: the portable reference (analyze_frozen per

@@ -1,0 +1,512 @@
+// `mdnstab chunk-safety`: where the paper's reordered chunkwise algorithm breaks
+// (DESIGN.md section 5). Grid mode: the emulated chunk output (chunk_ref) against
+// the fp64 recurrence over a grid of gates, to CSV, with the broken region and the
+// agreement of the predictive rule (chunk_safety.hpp). --param / --checkpoint: the
+// rule over a parametrization's samples, a gate dump or a checkpoint's heads.
+// Tested in tests/cli/test_cli_chunk_safety.cpp.
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "app.hpp"
+#include "mdnstab/atomic_file.hpp"
+#include "mdnstab/chunk_safety.hpp"
+#include "mdnstab/gate_dump.hpp"
+#include "mdnstab/parametrization.hpp"
+#include "mdnstab/sampling.hpp"
+
+namespace mdnstab::cli {
+
+namespace {
+
+struct ChunkSafetyOptions {
+  int chunk = 64;
+  std::string precision = "fp32";
+  std::vector<std::string> axes, fixed;
+  std::optional<double> beta, eta;
+  std::string p_scale = "alpha";
+  int dk = 64, dv = 64, steps = 1024;
+  uint64_t seed = 0;
+  double tol = kChunkTolerance;
+  double beta_eps = 0;
+  int threads = 0;
+  double max_hours = 12;
+  std::string out;
+  // --param / --checkpoint mode
+  std::string param, checkpoint, model = "400M", range = "both";
+  std::optional<double> min_log_mu, tau_factor;
+  std::optional<int> hidden_size;
+  std::optional<long> samples;
+};
+
+nlohmann::json point_json(const ChunkMapPoint& p) {
+  return {{"gates", gates_json(p.gates)},
+          {"rel_error", number_or_null(p.error.rel_rms)},
+          {"finite", p.error.finite},
+          {"broken", p.broken},
+          {"predicted_error", p.risk.predicted_error},
+          {"log_cancellation", number_or_null(p.risk.log_cancellation)},
+          {"max_exponent", number_or_null(p.risk.max_exponent)},
+          {"rule_safe", !p.predicted}};
+}
+
+std::string gate_text(const ChunkMapSpec& spec, const Gates& g) {
+  std::string s;
+  for (const Axis& a : spec.axes) {
+    double v = 0;
+    if (a.name == "alpha") v = g.alpha;
+    if (a.name == "log_alpha") v = g.log_alpha;
+    if (a.name == "mu") v = g.mu;
+    if (a.name == "log_mu") v = g.log_mu;
+    if (a.name == "beta") v = g.beta;
+    if (a.name == "eta") v = g.eta;
+    s += fmt::format("{}{}={}", s.empty() ? "" : " ", a.name, num(v));
+  }
+  return s;
+}
+
+// One character per point: '.' fine, 'x' wrong, 'N' not finite, '-' no reference;
+// '!' broken although the rule said safe, '~' fine although the rule said unsafe.
+char map_char(const ChunkMapPoint& p) {
+  if (!p.error.reference_finite) return '-';
+  if (p.broken != p.predicted) return p.broken ? '!' : '~';
+  if (!p.broken) return '.';
+  return p.error.finite ? 'x' : 'N';
+}
+
+void print_map(const ChunkMapSpec& spec, const ChunkMapSummary& s) {
+  const long n0 = spec.axes[0].n, n1 = spec.axes.size() > 1 ? spec.axes[1].n : 1;
+  const long step0 = (n0 + 47) / 48, step1 = (n1 + 71) / 72;  // fit a terminal
+  if (spec.axes.size() == 1) {
+    fmt::print("  map over {} from {} to {}:\n    ", spec.axes[0].name, num(spec.axes[0].start),
+               num(spec.axes[0].stop));
+    for (long i = 0; i < n0; i += step0) fmt::print("{}", map_char(s.points_list[size_t(i)]));
+    fmt::print("\n");
+    return;
+  }
+  fmt::print("  map: rows {} from {} (top) to {}, columns {} from {} to {}{}:\n", spec.axes[0].name,
+             num(spec.axes[0].start), num(spec.axes[0].stop), spec.axes[1].name, num(spec.axes[1].start),
+             num(spec.axes[1].stop), step0 > 1 || step1 > 1 ? " (subsampled)" : "");
+  for (long i = 0; i < n0; i += step0) {
+    fmt::print("    ");
+    for (long j = 0; j < n1; j += step1) fmt::print("{}", map_char(s.points_list[size_t(i * n1 + j)]));
+    fmt::print("\n");
+  }
+  fmt::print("    . fine  x wrong  N not finite  ! broke where the rule said safe  ~ fine where it said unsafe\n");
+}
+
+// ---------- --param / --checkpoint ----------
+
+nlohmann::json counts_json(const GateSetChunkSafety& s) {
+  const double n = std::max<double>(double(s.gates), 1.0);
+  nlohmann::json by = nlohmann::json::array();
+  for (const ChunkCount& c : s.by_chunk)
+    by.push_back({{"chunk", c.chunk}, {"fraction_unsafe", double(c.unsafe) / n}, {"fraction_overflow", double(c.overflow) / n}});
+  return {{"gates", s.gates},
+          {"unsafe", s.at.unsafe},
+          {"overflow", s.at.overflow},
+          {"fraction_unsafe", double(s.at.unsafe) / n},
+          {"fraction_overflow", double(s.at.overflow) / n},
+          {"by_chunk", by},
+          {"largest_safe_chunk", s.largest_safe_chunk},
+          {"largest_safe_pow2", s.largest_safe_pow2}};
+}
+
+std::string pct(long k, long n) { return fmt::format("{:.3g}%", 100.0 * double(k) / std::max<double>(double(n), 1.0)); }
+
+void print_counts(const GateSetChunkSafety& s, const char* what, Precision p) {
+  fmt::print("  unsafe at C = {}:       {} of {} {} ({}), {} with an overflowing exponent (inf/NaN)\n", s.at.chunk,
+             s.at.unsafe, s.gates, what, pct(s.at.unsafe, s.gates), pct(s.at.overflow, s.gates));
+  std::string by;
+  for (const ChunkCount& c : s.by_chunk) by += fmt::format("  C={}: {}", c.chunk, pct(c.unsafe, s.gates));
+  fmt::print("  unsafe by chunk size:  {}\n", by);
+  if (s.largest_safe_chunk == 0)
+    fmt::print("  largest safe C:         none: some gates are unsafe even at C = 1 in {}\n", to_string(p));
+  else
+    fmt::print("  largest safe C:         {} (power of two: {}) for every one of them\n", s.largest_safe_chunk,
+               s.largest_safe_pow2);
+}
+
+std::string gates_text(const Gates& g) {
+  return fmt::format("log_alpha={} log_mu={} beta={} eta={}", num(g.log_alpha), num(g.log_mu), num(g.beta),
+                     num(g.eta));
+}
+
+ChunkRuleOptions rule_options(const ChunkSafetyOptions& o) {
+  ChunkRuleOptions r;
+  r.tol = o.tol;
+  r.steps = o.steps;
+  r.beta_eps = o.beta_eps;
+  return r;
+}
+
+int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  if (!o.axes.empty() || !o.fixed.empty())
+    throw UsageError("give either --axis (a measured grid) or --param/--checkpoint (the rule over gate sets), not both");
+  const Precision prec = value_or_throw(parse_precision(o.precision));
+  const PScale ps = resolve_p_scale(o.p_scale);
+  if (o.chunk < 1 || o.chunk > kMaxChunk)
+    throw UsageError(fmt::format("chunk size C = {} must be in [1, {}]", o.chunk, kMaxChunk));
+  if (!(o.tol > 0) || !std::isfinite(o.tol)) throw UsageError(fmt::format("--tolerance = {} must be > 0", o.tol));
+  if (o.steps < 1) throw UsageError(fmt::format("--steps = {} must be >= 1", o.steps));
+  if (o.samples && (*o.samples < 1 || *o.samples > 100'000'000))
+    throw UsageError(fmt::format("--samples {} must be in [1, 1e8]", *o.samples));
+  if (o.threads < 0) throw UsageError(fmt::format("--threads = {} must be >= 0", o.threads));
+  std::optional<Parametrization> named;
+  if (!o.param.empty()) {
+    auto pr = parse_parametrization(o.param);
+    if (pr.is_ok()) named = pr.value;
+  }
+  std::error_code ec;
+  if (!o.param.empty() && !named && !std::filesystem::is_regular_file(o.param, ec))
+    throw UsageError(fmt::format("--param '{}' is neither a parametrization (mdn, mdn-unconstrained, gdn) nor a "
+                                 "readable file",
+                                 o.param));
+  if (!o.checkpoint.empty() && !o.param.empty() && !named)
+    throw UsageError(fmt::format("--param '{}': with --checkpoint, --param names the parametrization", o.param));
+  if (!o.out.empty()) ok_or_throw(check_writable(o.out));
+  const ChunkRuleOptions ro = rule_options(o);
+  SamplingOptions so;
+  so.seed = o.seed;
+  so.range = value_or_throw(parse_sample_range(o.range));
+  so.p_scale = ps;
+  so.threads = o.threads;
+  const bool json = app.format() == Format::kJson;
+  const std::string head = fmt::format("C = {}, {}, tolerance {}", o.chunk, to_string(prec), num(o.tol));
+
+  if (!o.checkpoint.empty()) {
+    CheckpointOptions co;
+    co.param = named.value_or(Parametrization::kMdn);
+    co.min_log_mu = o.min_log_mu;
+    co.hidden_size = o.hidden_size;
+    co.tau_factor = o.tau_factor;
+    co.base_config = o.model;
+    const Checkpoint ck = value_or_throw(read_checkpoint(o.checkpoint, co));
+    so.samples = o.samples.value_or(4000);
+    const auto heads = value_or_throw(analyze_chunk_safety(ck, co.param, so, o.chunk, prec, ro));
+    long gates = 0, unsafe = 0, overflow = 0;
+    int largest = kMaxChunk;
+    for (const HeadChunkSafety& h : heads) {
+      gates += h.safety.gates, unsafe += h.safety.at.unsafe, overflow += h.safety.at.overflow;
+      largest = std::min(largest, h.safety.largest_safe_chunk);
+    }
+    if (heads.empty()) largest = 0;
+    if (!o.out.empty()) {
+      AtomicFile f;
+      ok_or_throw(f.open(o.out));
+      std::string buf = "layer,head,A_log,Mu_log,dt_bias,mu_bias,log_factor,samples,fraction_unsafe,fraction_overflow,"
+                        "largest_safe_chunk,largest_safe_pow2\n";
+      for (const HeadChunkSafety& h : heads)
+        buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", h.layer, h.head, h.params.A_log, h.params.Mu_log,
+                           h.params.dt_bias, h.params.mu_bias, h.params.log_factor, h.safety.gates,
+                           double(h.safety.at.unsafe) / double(std::max(1L, h.safety.gates)),
+                           double(h.safety.at.overflow) / double(std::max(1L, h.safety.gates)),
+                           h.safety.largest_safe_chunk, h.safety.largest_safe_pow2);
+      ok_or_throw(f.write(buf));
+      ok_or_throw(f.commit());
+    }
+    if (json) {
+      nlohmann::json hs = nlohmann::json::array();
+      for (const HeadChunkSafety& h : heads) {
+        nlohmann::json j = counts_json(h.safety);
+        j["layer"] = h.layer;
+        j["head"] = h.head;
+        hs.push_back(j);
+      }
+      print_json({{"mode", "checkpoint"}, {"checkpoint", o.checkpoint}, {"chunk", o.chunk},
+                  {"precision", std::string(to_string(prec))}, {"tolerance", o.tol}, {"gates", gates},
+                  {"fraction_unsafe", double(unsafe) / std::max(1.0, double(gates))},
+                  {"fraction_overflow", double(overflow) / std::max(1.0, double(gates))},
+                  {"largest_safe_chunk", largest}, {"heads", hs}, {"seconds", seconds()}});
+      return 0;
+    }
+    fmt::print("chunk-safety: checkpoint '{}' ({} layers x {} heads), {} samples of raw inputs per head (range {}), {}\n",
+               o.checkpoint, ck.layers.size(), ck.layers.empty() ? 0 : ck.layers[0].size(), so.samples, o.range, head);
+    fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}\n", "layer", "head", "unsafe", "overflow", "largest C");
+    for (const HeadChunkSafety& h : heads)
+      fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}\n", h.layer, h.head, pct(h.safety.at.unsafe, h.safety.gates),
+                 pct(h.safety.at.overflow, h.safety.gates), h.safety.largest_safe_chunk);
+    fmt::print("  all heads: {} of gates unsafe at C = {}; largest safe C for every head: {}\n", pct(unsafe, gates),
+               o.chunk, largest);
+    fmt::print("  time: {:.3f} s\n", seconds());
+    return 0;
+  }
+
+  if (!named) {  // a gate dump
+    const GateDump d = value_or_throw(read_gate_dump(o.param, ps));
+    if (o.chunk > d.time)
+      throw UsageError(fmt::format("chunk size C = {} is larger than the dump's sequence (time {})", o.chunk, d.time));
+    const DumpChunkSafety r = value_or_throw(analyze_chunk_safety(d, o.chunk, prec, ro, o.threads));
+    if (!o.out.empty()) {
+      AtomicFile f;
+      ok_or_throw(f.open(o.out));
+      std::string buf = "b,t,h,alpha,beta,mu,eta,log_alpha,log_mu,log_cancellation,max_exponent,predicted_error,safe\n";
+      for (int64_t b = 0; b < d.batch; ++b)
+        for (int64_t t = 0; t < d.time; ++t)
+          for (int64_t h = 0; h < d.heads; ++h) {
+            const Gates& g = d.at(b, t, h);
+            const ChunkRisk k = chunk_risk(g, o.chunk, prec, ro);
+            buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", b, t, h, g.alpha, g.beta, g.mu, g.eta,
+                               g.log_alpha, g.log_mu, k.log_cancellation, k.max_exponent, k.predicted_error,
+                               int(chunk_safe(k, o.tol)));
+            if (buf.size() > (1u << 20)) ok_or_throw(f.write(buf)), buf.clear();
+          }
+      ok_or_throw(f.write(buf));
+      ok_or_throw(f.commit());
+    }
+    const double nch = std::max(1.0, double(r.chunks)), ntok = std::max(1.0, double(d.gates.size()));
+    if (json) {
+      print_json({{"mode", "dump"}, {"file", o.param}, {"batch", d.batch}, {"time", d.time}, {"heads", d.heads},
+                  {"chunk", o.chunk}, {"precision", std::string(to_string(prec))}, {"tolerance", o.tol},
+                  {"tokens", counts_json(r.tokens)}, {"chunks", r.chunks}, {"unsafe_chunks", r.unsafe_chunks},
+                  {"fraction_unsafe_chunks", double(r.unsafe_chunks) / nch},
+                  {"fraction_overflow_chunks", double(r.overflow_chunks) / nch},
+                  {"fraction_tokens_in_unsafe_chunks", double(r.tokens_in_unsafe_chunks) / ntok},
+                  {"largest_safe_pow2_chunks", r.largest_safe_pow2}, {"seconds", seconds()}});
+      return 0;
+    }
+    fmt::print("chunk-safety: gate dump '{}' ({}, batch {}, time {}, heads {}), {}\n", o.param, d.format, d.batch,
+               d.time, d.heads, head);
+    fmt::print("  each token's gates held constant over a chunk:\n");
+    print_counts(r.tokens, "tokens", prec);
+    fmt::print("  the dump's own chunks:  {} of {} unsafe ({}), {} overflow; {} of the tokens lie in unsafe chunks\n",
+               r.unsafe_chunks, r.chunks, pct(r.unsafe_chunks, r.chunks), pct(r.overflow_chunks, r.chunks),
+               pct(r.tokens_in_unsafe_chunks, long(d.gates.size())));
+    fmt::print("  largest safe power-of-two C for every chunk of the dump: {}\n", r.largest_safe_pow2);
+    if (r.worst_b >= 0)
+      fmt::print("  worst chunk: batch {} head {} from token {}: Lambda = {}, predicted error {}\n", r.worst_b,
+                 r.worst_h, r.worst_t, num(r.worst_risk.log_cancellation), num(r.worst_risk.predicted_error));
+    fmt::print("  time: {:.3f} s\n", seconds());
+    return 0;
+  }
+
+  ParamConfig c = value_or_throw(reference_config(o.model));
+  if (o.min_log_mu) c.min_log_mu = *o.min_log_mu;
+  if (o.hidden_size) c.hidden_size = *o.hidden_size;
+  if (o.tau_factor) c.tau_factor = *o.tau_factor;
+  ok_or_throw(check(c));
+  so.samples = o.samples.value_or(20000);
+  const auto samples = value_or_throw(sample_reachable_gates(*named, c, so));
+  std::vector<Gates> gates;
+  std::vector<Gates> initial;
+  for (const SampledGate& s : samples) {
+    gates.push_back(s.mapped.gates);
+    if (s.range == SampleRange::kInitial) initial.push_back(s.mapped.gates);
+  }
+  const GateSetChunkSafety all = analyze_chunk_safety(gates, o.chunk, prec, ro, o.threads);
+  const GateSetChunkSafety init = analyze_chunk_safety(initial, o.chunk, prec, ro, o.threads);
+  if (!o.out.empty()) {
+    AtomicFile f;
+    ok_or_throw(f.open(o.out));
+    std::string buf = "alpha,beta,mu,eta,log_alpha,log_mu,kind,range,log_cancellation,max_exponent,predicted_error,safe\n";
+    for (const SampledGate& s : samples) {
+      const Gates& g = s.mapped.gates;
+      const ChunkRisk k = chunk_risk(g, o.chunk, prec, ro);
+      buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", g.alpha, g.beta, g.mu, g.eta, g.log_alpha,
+                         g.log_mu, to_string(s.kind), to_string(s.range), k.log_cancellation, k.max_exponent,
+                         k.predicted_error, int(chunk_safe(k, o.tol)));
+      if (buf.size() > (1u << 20)) ok_or_throw(f.write(buf)), buf.clear();
+    }
+    ok_or_throw(f.write(buf));
+    ok_or_throw(f.commit());
+  }
+  if (json) {
+    nlohmann::json j = {{"mode", "parametrization"}, {"param", to_string(*named)}, {"model", o.model},
+                        {"min_log_mu", number_or_null(c.min_log_mu)}, {"samples", so.samples},
+                        {"range", o.range}, {"chunk", o.chunk}, {"precision", std::string(to_string(prec))},
+                        {"tolerance", o.tol}, {"all", counts_json(all)}, {"initial", counts_json(init)},
+                        {"seconds", seconds()}};
+    if (all.worst >= 0)
+      j["worst"] = {{"gates", gates_json(gates[size_t(all.worst)])},
+                    {"log_cancellation", number_or_null(all.worst_risk.log_cancellation)},
+                    {"max_exponent", number_or_null(all.worst_risk.max_exponent)},
+                    {"predicted_error", all.worst_risk.predicted_error}};
+    print_json(j);
+    return 0;
+  }
+  fmt::print("chunk-safety: parametrization {} ({}, min_log_mu {}), {} samples (range {}), {}\n", to_string(*named),
+             o.model, num(c.min_log_mu), so.samples, o.range, head);
+  fmt::print(" all samples:\n");
+  print_counts(all, "gates", prec);
+  if (!initial.empty() && initial.size() != gates.size()) {
+    fmt::print(" samples from the initialization ranges only:\n");
+    print_counts(init, "gates", prec);
+  }
+  if (all.worst >= 0)
+    fmt::print("  worst gate at C = {}: {} (Lambda = {}, largest exponent {})\n", o.chunk,
+               gates_text(gates[size_t(all.worst)]), num(all.worst_risk.log_cancellation),
+               num(all.worst_risk.max_exponent));
+  if (*named == Parametrization::kGdn)
+    fmt::print("  note: GDN has mu = 0, whose log the reordered MDN algorithm cannot take\n");
+  fmt::print("  time: {:.3f} s\n", seconds());
+  return 0;
+}
+
+int run_chunk_safety(const ChunkSafetyOptions& o, const App& app) {
+  if (!o.param.empty() || !o.checkpoint.empty()) return run_param_mode(o, app);
+  ChunkMapSpec spec;
+  spec.precision = value_or_throw(parse_precision(o.precision));
+  spec.p_scale = resolve_p_scale(o.p_scale);
+  for (const auto& a : o.axes) spec.axes.push_back(value_or_throw(parse_axis(a)));
+  for (const auto& f : o.fixed) spec.fixed.push_back(value_or_throw(parse_fixed(f)));
+  auto covered = [&](const char* gate) {
+    for (const Axis& a : spec.axes)
+      if (a.name == gate) return true;
+    for (const FixedGate& f : spec.fixed)
+      if (f.name == gate) return true;
+    return false;
+  };
+  // --beta and --eta, or the measured cases' defaults (DESIGN.md section 5) when no axis sets them.
+  if (o.beta || !covered("beta")) spec.fixed.push_back({"beta", o.beta.value_or(0.1)});
+  if (o.eta || !covered("eta")) spec.fixed.push_back({"eta", o.eta.value_or(1.0)});
+  spec.chunk = o.chunk;
+  spec.dk = o.dk;
+  spec.dv = o.dv;
+  spec.steps = o.steps;
+  spec.seed = o.seed;
+  spec.tol = o.tol;
+  spec.beta_eps = o.beta_eps;
+  spec.threads = o.threads;
+  spec.out_path = o.out;
+  if (!(o.max_hours > 0)) throw UsageError(fmt::format("--max-hours = {} must be > 0", o.max_hours));
+  spec.max_seconds = o.max_hours * 3600;
+  ok_or_throw(check(spec));
+  const int threads = spec.threads > 0 ? spec.threads : omp_get_num_procs();
+  const double estimate = estimate_seconds(spec, threads);
+  spec.progress = isatty(STDERR_FILENO) && estimate > 5;
+  const ChunkMapSummary s = value_or_throw(run_chunk_map(spec));
+
+  std::string axes;
+  for (const Axis& a : spec.axes) axes += (axes.empty() ? "" : " x ") + a.name;
+  const double judged = std::max<double>(double(s.judged), 1.0);
+  auto range = [&](size_t a) {
+    return s.broken ? nlohmann::json{s.broken_min[a], s.broken_max[a]} : nlohmann::json(nullptr);
+  };
+  if (app.format() == Format::kJson) {
+    nlohmann::json region = nlohmann::json::object();
+    for (size_t a = 0; a < spec.axes.size(); ++a) region[spec.axes[a].name] = range(a);
+    print_json({{"points", s.points},
+                {"axes", axes},
+                {"chunk", spec.chunk},
+                {"precision", std::string(to_string(spec.precision))},
+                {"steps", spec.steps},
+                {"dk", spec.dk},
+                {"dv", spec.dv},
+                {"seed", spec.seed},
+                {"tolerance", spec.tol},
+                {"out", o.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.out)},
+                {"judged", s.judged},
+                {"reference_nonfinite", s.reference_nonfinite},
+                {"broken", s.broken},
+                {"nonfinite", s.nonfinite},
+                {"fraction_broken", double(s.broken) / judged},
+                {"broken_region", region},
+                {"lambda_broken_min", number_or_null(s.lambda_broken_min)},
+                {"lambda_safe_max", number_or_null(s.lambda_safe_max)},
+                {"max_error_not_broken", s.max_error_safe},
+                {"rule_agree", s.rule_agree},
+                {"rule_agreement", double(s.rule_agree) / judged},
+                {"rule_false_safe", s.false_safe},
+                {"rule_false_unsafe", s.false_unsafe},
+                {"worst_miss", s.has_miss ? point_json(s.worst_miss) : nlohmann::json(nullptr)},
+                {"worst_miss_decades", s.has_miss ? number_or_null(s.worst_miss_margin) : nlohmann::json(nullptr)},
+                {"far_points", s.far_points},
+                {"far_misses", s.far_misses},
+                {"threads", s.threads},
+                {"seconds", s.seconds},
+                {"estimated_seconds", estimate}});
+    return 0;
+  }
+  std::string fixed_text;
+  for (const FixedGate& f : spec.fixed) fixed_text += fmt::format(", {} = {}", f.name, num(f.value));
+  fmt::print("chunk-safety: {} points over {}, C = {}, {}, T = {}, DK = {}, DV = {}{}{}\n", s.points, axes, spec.chunk,
+             to_string(spec.precision), spec.steps, spec.dk, spec.dv, fixed_text,
+             o.out.empty() ? " (no output file)" : " -> " + o.out);
+  fmt::print("  broken (error > {} or not finite): {} of {} ({:.1f}%), {} not finite\n", num(spec.tol), s.broken,
+             s.judged, 100.0 * double(s.broken) / judged, s.nonfinite);
+  if (s.reference_nonfinite)
+    fmt::print("  not judged: {} points where the fp64 recurrence itself overflows\n", s.reference_nonfinite);
+  if (s.broken) {
+    std::string reg;
+    for (size_t a = 0; a < spec.axes.size(); ++a)
+      reg += fmt::format("{}{} in [{}, {}]", a ? ", " : "", spec.axes[a].name, num(s.broken_min[a]),
+                         num(s.broken_max[a]));
+    fmt::print("  broken region:          {}\n", reg);
+    fmt::print("  rule's Lambda there:    broken from {} on, fine up to {} (Lambda = max_t log(C_t/c_t))\n",
+               num(s.lambda_broken_min), num(s.lambda_safe_max));
+  }
+  fmt::print("  largest error elsewhere: {}\n", num(s.max_error_safe));
+  const PrecisionTraits tr = traits(spec.precision);
+  fmt::print("  rule: unsafe when Lambda + log(beta) > {:.1f} (exp overflows) or the predicted error u e^Lambda + ... "
+             "> {} (u = {:.3g}: Lambda past about {:.1f}); Lambda ~ (C-1)(log_alpha - log_mu) when alpha > mu\n",
+             tr.log_max, num(spec.tol), tr.unit_roundoff, std::log(spec.tol / tr.unit_roundoff));
+  fmt::print("  rule agrees on {} of {} points ({:.1f}%): {} broke where it said safe, {} fine where it said unsafe\n",
+             s.rule_agree, s.judged, 100.0 * double(s.rule_agree) / judged, s.false_safe, s.false_unsafe);
+  if (s.has_miss)
+    fmt::print("  worst miss:             {}: error {}, predicted {} ({:.2f} decades from the rule's boundary)\n",
+               gate_text(spec, s.worst_miss.gates), num(s.worst_miss.error.rel_rms),
+               num(s.worst_miss.risk.predicted_error), s.worst_miss_margin);
+  fmt::print("  far from the boundary (> 1 decade): {} points, {} misses\n", s.far_points, s.far_misses);
+  print_map(spec, s);
+  fmt::print("  time:                   {:.2f} s on {} threads ({:.3g} points/s; estimated {:.3g} s)\n", s.seconds,
+             s.threads, double(s.points) / s.seconds, estimate);
+  return 0;
+}
+
+}  // namespace
+
+void setup_chunk_safety(App& app) {
+  auto o = std::make_shared<ChunkSafetyOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "chunk-safety", "where the reordered chunkwise algorithm breaks: emulated map and predictive rule");
+  sub->add_option("--chunk", o->chunk, "chunk size C")->capture_default_str();
+  sub->add_option("--precision", o->precision, "fp64, fp32, tf32 (fp32 with tf32 products) or bf16")
+      ->capture_default_str();
+  sub->add_option("--axis", o->axes, "NAME=START:STOP:N over log_alpha, log_mu, alpha, mu, beta, eta (1 or 2)");
+  sub->add_option("--fix", o->fixed, "NAME=VALUE for a gate no axis covers");
+  sub->add_option("--beta", o->beta, "beta for every token (default 0.1)");
+  sub->add_option("--eta", o->eta, "eta for every token (default 1)");
+  sub->add_option("--p-scale", o->p_scale, "p_t = alpha k^ (alpha) or k^ (one)")
+      ->check(CLI::IsMember({"alpha", "one"}))
+      ->capture_default_str();
+  sub->add_option("--dk", o->dk, "key dimension")->capture_default_str();
+  sub->add_option("--dv", o->dv, "value dimension")->capture_default_str();
+  sub->add_option("--steps", o->steps, "sequence length T (with --param: the length the rule assumes)")
+      ->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed of the random q, k, v (or of the samples)")->capture_default_str();
+  sub->add_option("--tolerance", o->tol, "relative error above which a point is broken")->capture_default_str();
+  sub->add_option("--beta-eps", o->beta_eps, "weights from log(beta + EPS) (the reference kernel: 1e-6)")
+      ->capture_default_str();
+  sub->add_option("--threads", o->threads, "threads (0: all cores)")->capture_default_str();
+  sub->add_option("--max-hours", o->max_hours, "refuse grids estimated to take longer")->capture_default_str();
+  sub->add_option("--out", o->out,
+                  "CSV: one row per grid point (grid), sample (--param NAME), token (--param FILE) or head "
+                  "(--checkpoint)");
+  sub->add_option("--param", o->param,
+                  "instead of a grid: mdn, mdn-unconstrained or gdn (sample the parametrization), or a gate dump FILE "
+                  "(CSV or safetensors [batch, time, heads])");
+  sub->add_option("--checkpoint", o->checkpoint, "instead of a grid: a trained MDN model (folder or .safetensors)");
+  sub->add_option("--model", o->model, "reference config for --param/--checkpoint: 400M or 1.3B")
+      ->check(CLI::IsMember({"400M", "1.3B"}))
+      ->capture_default_str();
+  sub->add_option("--min-log-mu", o->min_log_mu, "lower clamp of log_mu (default: the model's)");
+  sub->add_option("--hidden-size", o->hidden_size, "hidden size (tau = sqrt(hidden_size / tau_factor))");
+  sub->add_option("--tau-factor", o->tau_factor, "tau factor");
+  sub->add_option("--samples", o->samples, "samples (20000 for a parametrization, 4000 per head for a checkpoint)");
+  sub->add_option("--range", o->range, "sampling range: initial, wide or both")
+      ->check(CLI::IsMember({"initial", "wide", "both"}))
+      ->capture_default_str();
+  app.add_command(sub, [o, &app] { return run_chunk_safety(*o, app); });
+}
+
+}  // namespace mdnstab::cli

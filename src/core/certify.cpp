@@ -1,0 +1,233 @@
+// The certificate of DESIGN.md section 4 (tier 3) for a set of gates: the
+// quadratic upper bound gamma with its W, the witness lower bound, the
+// verdict; plus gate boxes. Tested in tests/test_certify.cpp.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include "certify_impl.hpp"
+#include "mdnstab/sweep.hpp"
+
+namespace mdnstab {
+
+const char* to_string(Verdict v) {
+  switch (v) {
+    case Verdict::kCertified: return "certified";
+    case Verdict::kRefuted: return "refuted";
+    default: return "undecided";
+  }
+}
+
+const char* to_string(Witness::Kind k) {
+  switch (k) {
+    case Witness::Kind::kRotation: return "rotation";
+    case Witness::Kind::kSwitching: return "switching";
+    default: return "none";
+  }
+}
+
+Verdict verdict_of(double upper_bound, double lower_bound) {
+  if (upper_bound < 1.0 - kVerdictRoundoff) return Verdict::kCertified;
+  if (lower_bound > 1.0 + kVerdictRoundoff) return Verdict::kRefuted;
+  return Verdict::kUndecided;
+}
+
+namespace {
+
+Status check_set(std::span<const Gates> gate_set) {
+  if (gate_set.empty()) return error(Code::kInvalidArgument, "the gate set is empty: nothing to certify");
+  for (size_t i = 0; i < gate_set.size(); ++i) {
+    const Gates& g = gate_set[i];
+    for (auto [name, v] : {std::pair{"alpha", g.alpha}, {"beta", g.beta}, {"mu", g.mu}, {"eta", g.eta}})
+      if (Status s = check_gate(name, v); !s.is_ok()) {
+        if (gate_set.size() > 1) s.message = fmt::format("gate row {}: {}", i, s.message);
+        return s;
+      }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<double> quadratic_bound(std::span<const Gates> gate_set, const std::array<double, 3>& W) {
+  if (Status s = check_set(gate_set); !s.is_ok()) return s;
+  const double w11 = W[0], w12 = W[1], w22 = W[2];
+  if (!(std::isfinite(w11) && std::isfinite(w12) && std::isfinite(w22)) || !(w11 > 0) ||
+      !(w11 * w22 - w12 * w12 > 0))
+    return error(Code::kInvalidArgument,
+                 fmt::format("W = [{}, {}, {}] is not positive definite", w11, w12, w22));
+  // W = L^T L with L = sqrt(w11) [[1, x], [0, y]].
+  const double x = w12 / w11, y = std::sqrt(w22 / w11 - x * x);
+  double gamma = 0;
+  for (const Gates& g : gate_set)
+    for (const Mat2& A : {a_par(g), a_perp(g)}) {
+      const double b11 = A.a + x * A.c;
+      const Mat2 B{b11, (A.b + x * A.d - x * b11) / y, y * A.c, A.d - x * A.c};
+      gamma = std::max(gamma, norm2(B));
+    }
+  if (!std::isfinite(gamma)) return error(Code::kNumericalIssue, "the norm at W is not finite");
+  return gamma;
+}
+
+Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOptions& opt) {
+  if (Status s = check_set(gate_set); !s.is_ok()) return s;
+  if (!(opt.rel_tol > 0 && opt.rel_tol < 1))
+    return error(Code::kInvalidArgument, fmt::format("rel_tol = {} must be in (0, 1)", opt.rel_tol));
+  Certificate c;
+  c.gates = int(gate_set.size());
+  c.single_gate = gate_set.size() == 1;
+  for (const Gates& g : gate_set)
+    c.frozen_spectral_radius = std::max(
+        {c.frozen_spectral_radius, detail::spectral_radius2(a_par(g)), detail::spectral_radius2(a_perp(g))});
+
+  std::vector<Mat2> mats;
+  mats.reserve(2 * gate_set.size());
+  for (const Gates& g : gate_set) {
+    mats.push_back(a_par(g));
+    mats.push_back(a_perp(g));
+  }
+  detail::UpperBound ub = c.single_gate ? detail::upper_bound_pair(mats[0], mats[1]) : detail::upper_bound_set(mats);
+  if (c.single_gate && ub.gamma > std::max(ub.gamma_dual, c.frozen_spectral_radius) * (1 + opt.rel_tol)) {
+    // The dual does not prove the tolerance: try the general algorithm too and
+    // keep the better bound (and the better dual; both are valid).
+    const detail::UpperBound alt = detail::upper_bound_set(mats);
+    const double dual = std::max(ub.gamma_dual, alt.gamma_dual);
+    if (alt.gamma < ub.gamma) ub = alt;
+    ub.gamma_dual = dual;
+  }
+  if (!std::isfinite(ub.gamma)) return error(Code::kNumericalIssue, "the quadratic bound is not finite");
+  c.upper_bound = ub.gamma;
+  c.W = ub.W;
+  c.W_factor = ub.factor;
+  c.active_gate = ub.active >= 0 ? ub.active / 2 : -1;
+  // Every lower bound on the JSR is one on the optimal gamma too.
+  c.gamma_dual = std::max(ub.gamma_dual, c.frozen_spectral_radius);
+
+  if (opt.lower_bound) {
+    const int hint[1] = {c.active_gate};
+    c.witness = detail::search_witness(gate_set, opt, hint, c.upper_bound);
+    if (!std::isfinite(c.witness.growth)) return error(Code::kNumericalIssue, "the witness growth is not finite");
+    c.lower_bound = c.witness.growth;
+    c.gamma_dual = std::max(c.gamma_dual, c.lower_bound);
+  } else {
+    c.lower_bound = c.frozen_spectral_radius;  // the frozen keys are a witness too
+  }
+  // The optimal gamma is at least the JSR >= lower bound; rounding can put the
+  // computed bounds in the wrong order by an ulp or so, never more.
+  c.gamma_dual = std::min(c.gamma_dual, c.upper_bound);
+  c.verdict = verdict_of(c.upper_bound, c.lower_bound);
+  return c;
+}
+
+Result<std::vector<Certificate>> certify_each(std::span<const Gates> gates, const CertifyOptions& opt,
+                                              int threads) {
+  if (gates.empty()) return error(Code::kInvalidArgument, "the gate set is empty: nothing to certify");
+  if (threads < 0) return error(Code::kInvalidArgument, fmt::format("threads = {} must be >= 0", threads));
+  std::vector<Certificate> out(gates.size());
+  std::vector<Status> bad(gates.size());
+  const long n = long(gates.size());
+  const int nt = threads > 0 ? threads : omp_get_num_procs();
+#pragma omp parallel for schedule(dynamic, 256) num_threads(nt)
+  for (long i = 0; i < n; ++i) {
+    auto r = certify(gates.subspan(size_t(i), 1), opt);
+    if (r.is_ok())
+      out[size_t(i)] = std::move(r.value);
+    else
+      bad[size_t(i)] = r.status;
+  }
+  for (size_t i = 0; i < bad.size(); ++i)
+    if (!bad[i].is_ok()) return error(bad[i].code, fmt::format("gate row {}: {}", i, bad[i].message));
+  return out;
+}
+
+Result<GateRange> parse_gate_range(std::string_view spec) {
+  const auto eq = spec.find('=');
+  auto bad = [&](const std::string& why) {
+    return error(Code::kInvalidArgument, fmt::format("bad box range '{}': {}", spec, why));
+  };
+  if (eq == std::string_view::npos) return bad("expected NAME=LO:HI or NAME=VALUE");
+  GateRange r;
+  r.name = std::string(spec.substr(0, eq));
+  if (std::find(std::begin(kGateNames), std::end(kGateNames), r.name) == std::end(kGateNames))
+    return bad(fmt::format("unknown gate '{}' (expected alpha, beta, mu, eta, log_alpha or log_mu)", r.name));
+  const std::string rest(spec.substr(eq + 1));
+  auto parse = [](const std::string& s, double& v) {
+    try {
+      size_t pos = 0;
+      v = std::stod(s, &pos);
+      return pos == s.size();
+    } catch (...) {
+      return false;
+    }
+  };
+  const auto colon = rest.find(':');
+  if (colon == std::string::npos) {
+    if (!parse(rest, r.lo)) return bad(fmt::format("'{}' is not a number", rest));
+    r.hi = r.lo;
+  } else {
+    const std::string a = rest.substr(0, colon), b = rest.substr(colon + 1);
+    if (!parse(a, r.lo)) return bad(fmt::format("'{}' is not a number", a));
+    if (!parse(b, r.hi)) return bad(fmt::format("'{}' is not a number", b));
+  }
+  for (double v : {r.lo, r.hi})
+    if (Status s = check_gate(r.name, v); !s.is_ok()) return bad(s.message);
+  if (r.lo > r.hi) return bad(fmt::format("{} = {} > {}", r.name, r.lo, r.hi));
+  return r;
+}
+
+Result<std::vector<Gates>> box_vertices(std::span<const GateRange> ranges, PScale p) {
+  const GateRange* by[6] = {};
+  for (const GateRange& r : ranges) {
+    const auto it = std::find(std::begin(kGateNames), std::end(kGateNames), r.name);
+    if (it == std::end(kGateNames)) return error(Code::kInvalidArgument, fmt::format("unknown gate '{}'", r.name));
+    const int i = int(it - std::begin(kGateNames));
+    if (by[i]) return error(Code::kInvalidArgument, fmt::format("gate '{}' is given twice", r.name));
+    by[i] = &r;
+  }
+  // alpha / log_alpha (0 / 4) and mu / log_mu (2 / 5) exclude each other.
+  for (auto [lin, lg] : {std::pair{0, 4}, {2, 5}}) {
+    if (by[lin] && by[lg])
+      return error(Code::kInvalidArgument,
+                   fmt::format("give {} or {}, not both", kGateNames[lin], kGateNames[lg]));
+    if (!by[lin] && !by[lg])
+      return error(Code::kInvalidArgument, fmt::format("the box needs {} (or {})", kGateNames[lin], kGateNames[lg]));
+  }
+  for (int i : {1, 3})
+    if (!by[i]) return error(Code::kInvalidArgument, fmt::format("the box needs {}", kGateNames[i]));
+  // Log-space ranges map to the interval of the linear gate (monotone).
+  auto lin_range = [&](int lin, int lg) -> std::pair<double, double> {
+    if (by[lin]) return {by[lin]->lo, by[lin]->hi};
+    return {std::exp(by[lg]->lo), std::exp(by[lg]->hi)};
+  };
+  const std::pair<double, double> rb{by[1]->lo, by[1]->hi}, re{by[3]->lo, by[3]->hi};
+  auto ends = [](std::pair<double, double> r) {
+    return r.first == r.second ? std::vector<double>{r.first} : std::vector<double>{r.first, r.second};
+  };
+  auto logs = [&](int lin, int lg) {
+    // Keep log values exact when they were given.
+    std::vector<double> v;
+    if (by[lg]) {
+      v.push_back(by[lg]->lo);
+      if (by[lg]->hi != by[lg]->lo) v.push_back(by[lg]->hi);
+    } else {
+      for (double x : ends(lin_range(lin, lg))) v.push_back(std::log(x));
+    }
+    return v;
+  };
+  std::vector<Gates> out;
+  const auto la = logs(0, 4), lm = logs(2, 5);
+  for (double a : la)
+    for (double b : ends(rb))
+      for (double m : lm)
+        for (double e : ends(re)) {
+          auto g = Gates::from_log(a, b, m, e, p);
+          if (!g.is_ok()) return g.status;
+          out.push_back(g.value);
+        }
+  return out;
+}
+
+}  // namespace mdnstab

@@ -1,0 +1,413 @@
+// The quadratic upper bound of DESIGN.md section 4: gamma = min over 2x2 W > 0
+// of max_i |W^1/2 A_i W^-1/2|_2, with a dual lower bound on that optimum.
+// Tested in tests/test_certify.cpp against an independent optimizer (grid +
+// Nelder-Mead over another parametrization of W) and the dual bound.
+//
+// W = L^T L with L = [[1, x], [0, y]] (W is defined up to scale), u = y^2; then
+// B = L A L^-1 = [[a + x c, P/y], [y c, d - x c]], P = b + x (d - a) - c x^2, and
+//   t(x, u) = |B|_F^2 = (a + x c)^2 + (d - x c)^2 + c^2 u + P^2 / u,
+//   |B|_2^2 = (t + sqrt(t^2 - 4 det(A)^2)) / 2, increasing in t.
+// In the slice w11 = 1, (x, x^2 + u) = (w12, w22), every sublevel set of the
+// max of the norms is convex (the LMI A^T W A <= g^2 W), so the function is
+// quasi-convex there: min over u at fixed x is a 1-D quasi-convex problem, and
+// its value G(x) (a partial minimum) is quasi-convex in x. Both levels are
+// solved by bracketing searches that need no smoothness.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <tuple>
+
+#include "certify_impl.hpp"
+#include "mdnstab/spectrum.hpp"
+
+namespace mdnstab::detail {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kInvPhi = 0.6180339887498949;  // 1 / golden ratio
+// Golden-section steps on the outer variable: the bracket shrinks by
+// 0.618^kOuterIters ~ 4e-14, far below what gamma to 1e-6 needs even at a kink
+// (where the error in G is linear in the error in x).
+constexpr int kOuterIters = 64;
+// Bisection steps on v = log u: from a bracket of a few units to ~1e-12.
+constexpr int kInnerIters = 48;
+constexpr double kVCap = 600;  // |log u| <= 600 keeps c^2 u and P^2/u finite
+
+struct Coef {
+  double base, c2, q;  // t(u) = base + c2 u + q / u
+};
+
+inline Coef coef_at(const Mat2& A, double x) {
+  const double b11 = A.a + x * A.c, b22 = A.d - x * A.c;
+  const double p = A.b + x * A.d - x * b11;
+  return {b11 * b11 + b22 * b22, A.c * A.c, p * p};
+}
+
+inline Mat2 transformed(const Mat2& A, double x, double y) {
+  const double b11 = A.a + x * A.c;
+  return {b11, (A.b + x * A.d - x * b11) / y, y * A.c, A.d - x * A.c};
+}
+
+// sigma_1^2 from t = sigma_1^2 + sigma_2^2 and |det| = sigma_1 sigma_2.
+inline double sigma1_sq(double t, double absdet) {
+  const double g = (t - 2 * absdet) * (t + 2 * absdet);
+  return 0.5 * (t + std::sqrt(g > 0 ? g : 0.0));
+}
+
+// Golden-section search for the minimum of a quasi-convex f on [lo, hi];
+// returns the best point evaluated (ties keep the earlier one).
+template <class F>
+double golden_min(F&& f, double lo, double hi, int iters, double& f_best) {
+  double x1 = hi - kInvPhi * (hi - lo), x2 = lo + kInvPhi * (hi - lo);
+  double f1 = f(x1), f2 = f(x2);
+  double xb = f1 <= f2 ? x1 : x2;
+  f_best = std::min(f1, f2);
+  for (int it = 0; it < iters; ++it) {
+    if (f1 <= f2) {
+      hi = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = hi - kInvPhi * (hi - lo);
+      f1 = f(x1);
+      if (f1 < f_best) f_best = f1, xb = x1;
+    } else {
+      lo = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = lo + kInvPhi * (hi - lo);
+      f2 = f(x2);
+      if (f2 < f_best) f_best = f2, xb = x2;
+    }
+  }
+  return xb;
+}
+
+// Two matrices of equal |det| (so minimizing max t is minimizing max norm),
+// the first with c != 0, the second with c = 0 (A_perp). At fixed x,
+// t_par(u) is convex with its minimum at u* = |P|/|c|; t_perp(u) = base + q/u
+// is decreasing. The optimum is u* when t_par(u*) >= t_perp(u*), else the
+// crossing u > u*, the larger root of c^2 u^2 + (base_par - base_perp) u +
+// (q_par - q_perp) = 0.
+inline double pair_inner(const Mat2& P, const Mat2& Q, double x, double& u_out) {
+  const Coef p = coef_at(P, x), q = coef_at(Q, x);
+  if (q.c2 != 0.0) {  // the callers route such pairs to upper_bound_set
+    u_out = NAN;
+    return NAN;
+  }
+  const double us = std::sqrt(p.q / p.c2);
+  const double tp = p.base + 2 * std::sqrt(p.c2 * p.q);
+  const double tq = us > 0 ? q.base + q.q / us : kInf;
+  if (tp >= tq) {
+    u_out = us;
+    return tp;
+  }
+  const double D = p.base - q.base, K = p.q - q.q;
+  const double disc = std::sqrt(std::max(0.0, D * D - 4 * p.c2 * K));
+  double u = D >= 0 ? (D + disc > 0 ? -2 * K / (D + disc) : 0.0) : (-D + disc) / (2 * p.c2);
+  if (!(u > 0)) {
+    // Both P are zero here: t_par -> base_par >= t_perp as u -> 0.
+    u_out = std::numeric_limits<double>::min();
+    return std::max(p.base, q.base);
+  }
+  u_out = u;
+  return std::max(p.base + p.c2 * u + p.q / u, q.base + q.q / u);
+}
+
+// Symmetric 2x2 as (s11, s12, s22).
+using Sym = std::array<double, 3>;
+
+// max{s >= 0 : M - s N >= 0} for PSD M, N; 0 where degenerate (a valid bound).
+double pencil_min(const Sym& M, const Sym& N) {
+  const double detM = M[0] * M[2] - M[1] * M[1];
+  const double detN = N[0] * N[2] - N[1] * N[1];
+  const double b = M[0] * N[2] + M[2] * N[0] - 2 * M[1] * N[1];
+  if (!(M[0] >= 0 && M[2] >= 0 && detM >= 0)) return 0.0;
+  if (!(b > 1e-300)) return 0.0;
+  const double disc = std::max(0.0, b * b - 4 * detN * detM);
+  const double s = 2 * detM / (b + std::sqrt(disc));
+  if (!std::isfinite(s) || s < 0) return 0.0;
+  // Guard rounding: step back until M - s N is PSD in floating point.
+  double sg = s;
+  for (int k = 0; k < 4; ++k) {
+    const double m0 = M[0] - sg * N[0], m1 = M[1] - sg * N[1], m2 = M[2] - sg * N[2];
+    if (m0 >= 0 && m2 >= 0 && m0 * m2 - m1 * m1 >= 0) return sg;
+    sg *= 1 - 1e-15 * double(1 << (3 * k));
+  }
+  return sg;
+}
+
+struct DualCand {
+  Sym M, N, G;  // M = B Z B^T, N = Z, G = M - gamma^2 N
+  double sigma = 0;
+};
+
+// Lower bound on the optimal gamma by weak duality: if W > 0 had
+// A_i^T W A_i <= g^2 W for all i, then for any Z_i >= 0,
+// tr(W sum A_i Z_i A_i^T) <= g^2 tr(W sum Z_i); so sum A_i Z_i A_i^T >= s sum Z_i
+// forces g^2 >= s. Computed in the coordinates of B_i = L A_i L^-1 (W = I),
+// with Z_i = r r^T (r the top right singular vector of B_i) or Z_i = I, and
+// weights from the min-norm point of the candidates' gradients G_i (the KKT
+// condition of the primal is sum w_i G_i = 0 at the optimum).
+double dual_bound(std::span<const Mat2> B, double gamma) {
+  std::vector<DualCand> cand;
+  const double g2 = gamma * gamma;
+  const double keep = gamma * (1 - 1e-4);
+  for (const Mat2& b : B) {
+    const double s1 = norm2(b);
+    if (!(s1 >= keep) || s1 == 0) continue;
+    const double s2 = std::abs(b.det()) / s1;
+    // Right singular vectors: eigenvectors of B^T B.
+    const double p = b.a * b.a + b.c * b.c, q = b.a * b.b + b.c * b.d, r = b.b * b.b + b.d * b.d;
+    const double phi = 0.5 * std::atan2(2 * q, p - r);
+    const double c = std::cos(phi), s = std::sin(phi);
+    const double u0 = (b.a * c + b.b * s) / s1, u1 = (b.c * c + b.d * s) / s1;
+    DualCand k;
+    k.sigma = s1;
+    k.M = {s1 * s1 * u0 * u0, s1 * s1 * u0 * u1, s1 * s1 * u1 * u1};
+    k.N = {c * c, c * s, s * s};
+    cand.push_back(k);
+    if (s2 >= keep) {  // near a scaled rotation: Z = I
+      DualCand z;
+      z.sigma = s2;
+      z.M = {b.a * b.a + b.b * b.b, b.a * b.c + b.b * b.d, b.c * b.c + b.d * b.d};
+      z.N = {1, 0, 1};
+      cand.push_back(z);
+    }
+  }
+  std::sort(cand.begin(), cand.end(), [](const DualCand& x, const DualCand& y) { return x.sigma > y.sigma; });
+  if (cand.size() > 8) cand.resize(8);
+  for (DualCand& k : cand)
+    for (int j = 0; j < 3; ++j) k.G[j] = k.M[j] - g2 * k.N[j];
+  // Frobenius inner product of symmetric matrices stored as (11, 12, 22).
+  auto dot = [](const Sym& x, const Sym& y) { return x[0] * y[0] + 2 * x[1] * y[1] + x[2] * y[2]; };
+  double best = 0;
+  auto eval = [&](std::initializer_list<std::pair<int, double>> w) {
+    Sym M{0, 0, 0}, N{0, 0, 0};
+    for (auto [i, l] : w)
+      for (int j = 0; j < 3; ++j) M[j] += l * cand[i].M[j], N[j] += l * cand[i].N[j];
+    best = std::max(best, pencil_min(M, N));
+  };
+  const int n = int(cand.size());
+  for (int i = 0; i < n; ++i) {
+    eval({{i, 1.0}});
+    for (int j = i + 1; j < n; ++j) {
+      Sym d;
+      for (int k = 0; k < 3; ++k) d[k] = cand[j].G[k] - cand[i].G[k];
+      const double dd = dot(d, d);
+      const double l = dd > 0 ? std::clamp(-dot(cand[i].G, d) / dd, 0.0, 1.0) : 0.5;
+      eval({{i, 1 - l}, {j, l}});
+      for (int m = j + 1; m < n; ++m) {
+        Sym e;
+        for (int k = 0; k < 3; ++k) e[k] = cand[m].G[k] - cand[i].G[k];
+        // min |G_i + l1 d + l2 e| over the plane, kept if inside the triangle.
+        const double a11 = dot(d, d), a12 = dot(d, e), a22 = dot(e, e);
+        const double r1 = -dot(cand[i].G, d), r2 = -dot(cand[i].G, e);
+        const double det = a11 * a22 - a12 * a12;
+        if (!(det > 1e-14 * a11 * a22)) continue;
+        const double l1 = (r1 * a22 - r2 * a12) / det, l2 = (a11 * r2 - a12 * r1) / det;
+        if (l1 >= 0 && l2 >= 0 && l1 + l2 <= 1) eval({{i, 1 - l1 - l2}, {j, l1}, {m, l2}});
+      }
+    }
+  }
+  return std::sqrt(best);
+}
+
+UpperBound finish(std::span<const Mat2> mats, double x, double u) {
+  if (!(u > 0) || !std::isfinite(u)) u = u > 0 ? 1e300 : std::numeric_limits<double>::min();
+  const double y = std::sqrt(u);
+  UpperBound ub;
+  std::vector<Mat2> B(mats.size());
+  for (size_t i = 0; i < mats.size(); ++i) {
+    B[i] = transformed(mats[i], x, y);
+    const double n = norm2(B[i]);
+    if (!(n <= ub.gamma)) ub.gamma = n, ub.active = int(i);
+  }
+  // W = [[1, x], [x, x^2 + u]], scaled so that its larger diagonal entry is 1.
+  const double w22 = x * x + u;
+  const double s = std::max(1.0, w22);
+  ub.W = {1 / s, x / s, w22 / s};
+  ub.factor = {x, y};
+  ub.gamma_dual = dual_bound(B, ub.gamma);
+  return ub;
+}
+
+}  // namespace
+
+double spectral_radius2(const Mat2& m) {
+  const Eigenvalues2 e = eigenvalues(m);
+  return std::abs(e.l1);
+}
+
+UpperBound upper_bound_pair(const Mat2& P, const Mat2& Q) {
+  const Mat2 pq[2] = {P, Q};
+  if (P.c == 0.0 || Q.c != 0.0) return upper_bound_set(pq);
+  const double c2 = P.c * P.c;
+  const double x0 = (P.d - P.a) / (2 * P.c);
+  const double m0 = 0.5 * (P.a + P.d) * (P.a + P.d);
+  double u0;
+  const double g0 = pair_inner(P, Q, x0, u0);
+  // G(x) >= t_par(x, u) >= base_par(x) = m0 + 2 c^2 (x - x0)^2: the optimum
+  // lies where that is <= G(x0).
+  const double r = std::sqrt(std::max(0.0, g0 - m0) / (2 * c2)) * (1 + 1e-9) + 1e-300;
+  double gb, ub_u;
+  const double xb = golden_min([&](double x) { return pair_inner(P, Q, x, ub_u); }, x0 - r, x0 + r, kOuterIters, gb);
+  double u;
+  double gx = pair_inner(P, Q, xb, u);
+  double x = xb;
+  if (g0 <= gx) x = x0, u = u0;
+  return finish(pq, x, u);
+}
+
+namespace {
+
+// Inner problem of the general set at fixed x: min over v = log u of
+// max_i sigma_1^2(B_i). Bisection on the sign of the active term's slope
+// (a convex c^2 u + q/u in u, so its sign says which side the minimum is on).
+struct SetInner {
+  std::span<const Mat2> mats;
+  std::vector<double> absdet;
+  mutable std::vector<Coef> co;
+
+  // Value and slope sign of the active term at v.
+  double value(double v, int* slope) const {
+    const double u = std::exp(v);
+    double best = -1, sl = 0;
+    for (const Coef& k : co) {
+      const double t = k.base + k.c2 * u + k.q / u;
+      const double s = sigma1_sq(t, absdet[&k - co.data()]);
+      if (s > best) best = s, sl = k.c2 * u - k.q / u;
+    }
+    if (slope) *slope = sl > 0 ? 1 : (sl < 0 ? -1 : 0);
+    return best;
+  }
+
+  double solve(double x, double& v_out) const {
+    for (size_t i = 0; i < mats.size(); ++i) co[i] = coef_at(mats[i], x);
+    // Start at the mean of the c != 0 terms' own minimizers.
+    double v0 = 0;
+    int n0 = 0;
+    for (const Coef& k : co)
+      if (k.c2 > 0 && k.q > 0) v0 += 0.5 * std::log(k.q / k.c2), ++n0;
+    v0 = n0 ? std::clamp(v0 / n0, -kVCap, kVCap) : 0.0;
+    double fbest = kInf, vbest = v0;
+    auto f = [&](double v, int* sl) {
+      const double val = value(v, sl);
+      if (val < fbest) fbest = val, vbest = v;
+      return val;
+    };
+    int sl;
+    double lo = v0 - 1, hi = v0 + 1, step = 2;
+    f(lo, &sl);
+    while (sl > 0 && lo > -kVCap) {
+      lo = std::max(-kVCap, lo - step), step *= 2;
+      f(lo, &sl);
+    }
+    step = 2;
+    f(hi, &sl);
+    while (sl < 0 && hi < kVCap) {
+      hi = std::min(kVCap, hi + step), step *= 2;
+      f(hi, &sl);
+    }
+    for (int it = 0; it < kInnerIters && hi - lo > 1e-13 * (1 + std::abs(lo)); ++it) {
+      const double mid = 0.5 * (lo + hi);
+      f(mid, &sl);
+      if (sl > 0)
+        hi = mid;
+      else if (sl < 0)
+        lo = mid;
+      else
+        break;
+    }
+    v_out = vbest;
+    return fbest;
+  }
+};
+
+}  // namespace
+
+namespace {
+
+// The optimal (x, u) for a (small) set of matrices.
+std::pair<double, double> solve_set(std::span<const Mat2> mats) {
+  SetInner in{mats, std::vector<double>(mats.size()), std::vector<Coef>(mats.size())};
+  for (size_t i = 0; i < mats.size(); ++i) in.absdet[i] = std::abs(mats[i].det());
+  // The term with the largest |c| bounds the outer bracket (as in the pair case).
+  int istar = -1;
+  for (size_t i = 0; i < mats.size(); ++i)
+    if (mats[i].c != 0.0 && (istar < 0 || std::abs(mats[i].c) > std::abs(mats[istar].c))) istar = int(i);
+  double v;
+  if (istar < 0) {
+    // Every matrix upper triangular: the infimum max |diagonal| is approached as
+    // the m coordinate is weighted ever more (u -> infinity), at any x.
+    in.solve(0.0, v);
+    return {0.0, std::exp(v)};
+  }
+  const Mat2& P = mats[istar];
+  const double c2 = P.c * P.c;
+  const double x0 = (P.d - P.a) / (2 * P.c);
+  const double m0 = 0.5 * (P.a + P.d) * (P.a + P.d);
+  double v0;
+  const double g0 = in.solve(x0, v0);
+  const double ad = in.absdet[istar];
+  const double tmax = g0 > 0 ? g0 + ad * ad / g0 : 0.0;  // t of term istar when its sigma_1^2 = g0
+  const double r = std::sqrt(std::max(0.0, tmax - m0) / (2 * c2)) * (1 + 1e-9) + 1e-300;
+  double gb;
+  const double xb = golden_min([&](double x) { return in.solve(x, v); }, x0 - r, x0 + r, kOuterIters, gb);
+  if (g0 <= gb) return {x0, std::exp(v0)};
+  in.solve(xb, v);
+  return {xb, std::exp(v)};
+}
+
+double norm_at(const Mat2& A, double x, double u) { return norm2(transformed(A, x, std::sqrt(u))); }
+
+}  // namespace
+
+UpperBound upper_bound_set(std::span<const Mat2> mats) {
+  constexpr size_t kDirect = 48, kAdd = 16;
+  if (mats.size() <= kDirect) {
+    const auto [x, u] = solve_set(mats);
+    return finish(mats, x, u);
+  }
+  // Active set: solve on a subset, add the matrices the subset's W does not
+  // bound, repeat. The final gamma is the max over all matrices at W, so the
+  // bound is exact for the whole set whatever the subset was.
+  const size_t n = mats.size();
+  std::vector<char> in(n, 0);
+  std::vector<size_t> subset_idx;
+  std::vector<double> score(n);
+  std::vector<size_t> order(n);
+  auto add_top = [&](size_t k) {
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    const size_t m = std::min(n, k + subset_idx.size());
+    std::partial_sort(order.begin(), order.begin() + long(m), order.end(),
+                      [&](size_t a, size_t b) { return score[a] > score[b]; });
+    size_t added = 0;
+    for (size_t j = 0; j < m && added < k; ++j)
+      if (!in[order[j]]) in[order[j]] = 1, subset_idx.push_back(order[j]), ++added;
+    return added;
+  };
+  for (size_t i = 0; i < n; ++i) score[i] = spectral_radius2(mats[i]);
+  add_top(kAdd);
+  for (size_t i = 0; i < n; ++i) score[i] = norm2(mats[i]);
+  add_top(kAdd);
+  double x = 0, u = 1;
+  for (int round = 0; round < 64; ++round) {
+    std::vector<Mat2> sub;
+    for (size_t i : subset_idx) sub.push_back(mats[i]);
+    std::tie(x, u) = solve_set(sub);
+    double g_sub = 0, g_all = 0;
+    for (size_t i = 0; i < n; ++i) {
+      score[i] = norm_at(mats[i], x, u);
+      g_all = std::max(g_all, score[i]);
+      if (in[i]) g_sub = std::max(g_sub, score[i]);
+    }
+    if (!(g_all > g_sub * (1 + 1e-12))) break;
+    for (size_t i = 0; i < n; ++i)
+      if (in[i] || score[i] <= g_sub) score[i] = -1;  // only violators
+    if (add_top(kAdd) == 0) break;
+  }
+  return finish(mats, x, u);
+}
+
+}  // namespace mdnstab::detail

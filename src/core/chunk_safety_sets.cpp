@@ -1,0 +1,158 @@
+// Chunk safety of gate sets: a parametrization's samples, a gate dump (per
+// token and per actual chunk) and a checkpoint's heads (chunk_safety.hpp).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "mdnstab/chunk_safety.hpp"
+
+namespace mdnstab {
+
+namespace {
+
+int pow2_floor(int c) {
+  int p = 0;
+  for (int k = 1; k <= c && k > 0; k *= 2) p = k;
+  return p;
+}
+
+}  // namespace
+
+GateSetChunkSafety analyze_chunk_safety(std::span<const Gates> gates, int C, Precision p, const ChunkRuleOptions& o,
+                                        int threads) {
+  GateSetChunkSafety r;
+  r.gates = long(gates.size());
+  r.at.chunk = C;
+  std::vector<int> sizes(std::begin(kReportedChunks), std::end(kReportedChunks));
+  const size_t ns = sizes.size();
+  sizes.push_back(C);
+  const int nt = threads > 0 ? threads : omp_get_num_procs();
+  std::vector<long> unsafe(sizes.size(), 0), overflow(sizes.size(), 0);
+  std::vector<double> worst_err(size_t(nt), -1);  // the largest Lambda seen per thread
+  std::vector<long> worst_idx(size_t(nt), -1);
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<long> u(sizes.size(), 0), ov(sizes.size(), 0);
+    const int tid = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 256)
+    for (long i = 0; i < long(gates.size()); ++i) {
+      for (size_t k = 0; k < sizes.size(); ++k) {
+        const ChunkRisk risk = chunk_risk(gates[size_t(i)], sizes[k], p, o);
+        if (!chunk_safe(risk, o.tol)) ++u[k];
+        if (risk.overflow) ++ov[k];
+        if (k == ns && risk.log_cancellation > worst_err[size_t(tid)]) {
+          worst_err[size_t(tid)] = risk.log_cancellation;
+          worst_idx[size_t(tid)] = i;
+        }
+      }
+    }
+#pragma omp critical(chunk_set_counts)
+    for (size_t k = 0; k < sizes.size(); ++k) unsafe[k] += u[k], overflow[k] += ov[k];
+  }
+  for (size_t k = 0; k < ns; ++k) r.by_chunk.push_back({sizes[k], unsafe[k], overflow[k]});
+  r.at = {C, unsafe[ns], overflow[ns]};
+  for (int t = 0; t < nt; ++t)
+    if (worst_idx[size_t(t)] >= 0 && (r.worst < 0 || worst_err[size_t(t)] > r.worst_risk.log_cancellation ||
+                                      (worst_err[size_t(t)] == r.worst_risk.log_cancellation &&
+                                       worst_idx[size_t(t)] < r.worst))) {
+      r.worst = worst_idx[size_t(t)];
+      r.worst_risk = chunk_risk(gates[size_t(r.worst)], C, p, o);
+    }
+  r.largest_safe_chunk = largest_safe_chunk(gates, p, o);
+  r.largest_safe_pow2 = pow2_floor(r.largest_safe_chunk);
+  return r;
+}
+
+Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
+                                             int threads) {
+  if (C < 1 || C > kMaxChunk)
+    return error(Code::kInvalidArgument, fmt::format("chunk size C = {} must be in [1, {}]", C, kMaxChunk));
+  if (d.gates.empty()) return error(Code::kInvalidArgument, "the gate dump is empty");
+  DumpChunkSafety r;
+  r.tokens = analyze_chunk_safety(d.gates, C, p, o, threads);
+  const int nt = threads > 0 ? threads : omp_get_num_procs();
+  // The dump's own chunks at size c: counts, and the worst one.
+  struct Scan {
+    long chunks = 0, unsafe = 0, overflow = 0, tokens_unsafe = 0;
+    double worst = -1;
+    int64_t b = -1, t = -1, h = -1;
+  };
+  auto scan = [&](int c) {
+    Scan total;
+    const int64_t rows = d.batch * d.heads;
+#pragma omp parallel num_threads(nt)
+    {
+      Scan s;
+      std::vector<double> la, lm, beta;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t row = 0; row < rows; ++row) {
+        const int64_t b = row / d.heads, h = row % d.heads;
+        for (int64_t t0 = 0; t0 < d.time; t0 += c) {
+          const int64_t t1 = std::min<int64_t>(d.time, t0 + c);
+          la.clear(), lm.clear(), beta.clear();
+          for (int64_t t = t0; t < t1; ++t) {
+            const Gates& g = d.at(b, t, h);
+            la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
+          }
+          const ChunkRisk risk = chunk_risk(la, lm, beta, p, o);
+          ++s.chunks;
+          if (!chunk_safe(risk, o.tol)) ++s.unsafe, s.tokens_unsafe += t1 - t0;
+          if (risk.overflow) ++s.overflow;
+          if (risk.predicted_error > s.worst) s.worst = risk.predicted_error, s.b = b, s.t = t0, s.h = h;
+        }
+      }
+#pragma omp critical(chunk_dump_scan)
+      {
+        total.chunks += s.chunks, total.unsafe += s.unsafe, total.overflow += s.overflow;
+        total.tokens_unsafe += s.tokens_unsafe;
+        if (s.worst > total.worst) total.worst = s.worst, total.b = s.b, total.t = s.t, total.h = s.h;
+      }
+    }
+    return total;
+  };
+  const Scan at = scan(C);
+  r.chunks = at.chunks, r.unsafe_chunks = at.unsafe, r.overflow_chunks = at.overflow;
+  r.tokens_in_unsafe_chunks = at.tokens_unsafe;
+  r.worst_b = at.b, r.worst_t = at.t, r.worst_h = at.h;
+  if (at.b >= 0) {
+    std::vector<double> la, lm, beta;
+    for (int64_t t = at.t; t < std::min<int64_t>(d.time, at.t + C); ++t) {
+      const Gates& g = d.at(at.b, t, at.h);
+      la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
+    }
+    r.worst_risk = chunk_risk(la, lm, beta, p, o);
+  }
+  // Powers of two up to the sequence: the risk of a chunk grows with its length.
+  for (int c = 1; c <= std::min<int64_t>(d.time, kMaxChunk); c *= 2) {
+    if (scan(c).unsafe > 0) break;
+    r.largest_safe_pow2 = c;
+  }
+  return r;
+}
+
+Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, Parametrization param,
+                                                          const SamplingOptions& sampling, int C, Precision p,
+                                                          const ChunkRuleOptions& o) {
+  std::vector<HeadChunkSafety> out;
+  for (size_t l = 0; l < ck.layers.size(); ++l)
+    for (size_t h = 0; h < ck.layers[l].size(); ++h) {
+      SamplingOptions so = sampling;
+      so.head = ck.layers[l][h];
+      auto samples = sample_reachable_gates(param, ck.config, so);
+      if (!samples.is_ok())
+        return error(samples.status.code,
+                     fmt::format("layer {} head {}: {}", l, h, samples.status.message));
+      std::vector<Gates> g;
+      g.reserve(samples.value.size());
+      for (const SampledGate& s : samples.value) g.push_back(s.mapped.gates);
+      out.push_back({int(l), int(h), ck.layers[l][h], analyze_chunk_safety(g, C, p, o, sampling.threads)});
+    }
+  return out;
+}
+
+}  // namespace mdnstab

@@ -1,0 +1,210 @@
+// Chunk safety (DESIGN.md section 5): where the paper's reordered chunkwise
+// algorithm loses precision or overflows, measured (the emulation chunk_ref
+// against the fp64 recurrence) and predicted (a rule on the gates, the chunk
+// size and the precision). Tested in tests/test_chunk_safety.cpp.
+//
+// The rule. Inside a chunk the algorithm forms, for t = 0..L-1,
+//   log C_t = log sum_{j<=t} c_j,  c_j = beta_j Mu_j / A_j  (A, Mu: products of alpha, mu)
+//   Gamma_{t,j} = exp(logA_t + log C_t - logMu_j) * (1 - exp(log C_{j-1} - log C_t)).
+// The true Gamma_{t,t} is beta_t, but it is formed as a huge exponential times a
+// tiny difference: 1 - exp(log C_{t-1} - log C_t) = c_t / C_t = exp(-kappa_t) with
+//   kappa_t = log C_t - log c_t >= 0    (constant gates: about t (log alpha - log mu)
+//                                        when alpha > mu, at most log(t + 1) otherwise).
+// log C_t carries an absolute rounding error of about u (1 + |log C_t|) (u: the unit
+// roundoff), so the difference has a relative error of about u e^kappa_t (1 + |log C_t|);
+// once e^-kappa_t < u it is 0 and Gamma_{t,t} is lost: the output is wrong by O(1).
+// The exponent of that entry, logA_t + log C_t - logMu_t = kappa_t + log beta_t, is
+// the largest of its row; past log(max) (88.7 in fp32 and bf16, 709.8 in fp64) it is
+// inf, and inf * 0 is NaN. The relative RMS output error is then predicted as
+//   err = u [ sqrt(mean_t e^(2 kappa_t) (1 + |log C_t|)^2) + sigma ]
+//       + u sqrt(8 + H / L) + u',
+// where sigma = |logA|_2 + |logMu|_2 + |log(Mu/A)|_2 + max |log C| (2-norms over the
+// chunk of the cumulative sums, whose rounding errors enter every exponent), H is the
+// memory of the state in tokens (1 / (1 - max(alpha, mu)), capped at the sequence)
+// over which the roundings of S and M at each of the L-token chunk boundaries add
+// up, 8 counts the rounded elementwise stages, and u' is the unit roundoff of the
+// matrix-product operands (tf32: 2^-11). A chunk is unsafe when an exponent
+// overflows or err > tol. For constant gates with alpha > mu and C >> 1 the first
+// term dominates: fp32 breaks near (C - 1)(log alpha - log mu) ~ 13 (C = 64),
+// fp64 near 33; in bf16 the other terms alone reach 1e-2.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mdnstab/checkpoint.hpp"
+#include "mdnstab/chunk_ref.hpp"
+#include "mdnstab/gate_dump.hpp"
+#include "mdnstab/gates.hpp"
+#include "mdnstab/precision.hpp"
+#include "mdnstab/sampling.hpp"
+#include "mdnstab/status.hpp"
+#include "mdnstab/sweep.hpp"
+
+namespace mdnstab {
+
+inline constexpr double kChunkTolerance = 1e-2;  // "breaks": relative error above this
+
+// What the rule needs besides the gates.
+struct ChunkRuleOptions {
+  double tol = kChunkTolerance;  // an error above this breaks the chunk
+  int steps = 4096;              // sequence length (caps the state's memory)
+  double beta_eps = 0;           // as ChunkOptions::beta_eps
+};
+
+// The gate statistics of one chunk that decide its accuracy (computed in fp64).
+struct ChunkRisk {
+  double log_cancellation = 0;  // Lambda = max_t kappa_t = max_t (log C_t - log c_t)
+  double max_exponent = 0;      // the largest argument of exp (overflow past log_max)
+  double log_magnitude = 0;     // sigma: size of the cumulative log sums (see above)
+  double predicted_error = 0;   // capped at 1
+  bool overflow = false;        // max_exponent > log_max of the precision
+};
+
+// One chunk of per-token gates (log_alpha, log_mu, beta all of the chunk's length).
+ChunkRisk chunk_risk(std::span<const double> log_alpha, std::span<const double> log_mu,
+                     std::span<const double> beta, Precision p, const ChunkRuleOptions& o = {});
+// Gates held constant over a chunk of C tokens.
+ChunkRisk chunk_risk(const Gates& g, int C, Precision p, const ChunkRuleOptions& o = {});
+
+// The rule's verdict: no overflow and predicted error <= tol.
+bool chunk_safe(const Gates& g, int C, Precision p, const ChunkRuleOptions& o = {});
+bool chunk_safe(const ChunkRisk& r, double tol = kChunkTolerance);
+
+// The largest C in [1, c_max] for which every gate set (each held constant over a
+// chunk) is safe; 0 when none is. The risk grows with C, so this is a bisection.
+int largest_safe_chunk(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o = {},
+                       int c_max = kMaxChunk);
+
+// Random inputs of the measurements: q, k, v standard normal ([T,DK], [T,DK], [T,DV]).
+struct ChunkInputs {
+  int dk = 64, dv = 64, steps = 1024;
+  std::vector<double> q, k, v;
+};
+ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed);
+
+struct ChunkError {
+  double rel_rms = 0;    // |o - o_ref|_F / |o_ref|_F (inf when o is not finite)
+  double max_abs = 0;    // max |o - o_ref|
+  double state_rel = 0;  // the same relative error of the final S and M together
+  bool finite = true;    // the emulated output and states are finite
+  bool reference_finite = true;
+};
+
+// Emulated chunk output with gates g held constant over every token, against
+// recurrent_ref in fp64 on the same inputs rounded to p (so only the algorithm's
+// arithmetic is measured).
+ChunkError measure_chunk_error(const Gates& g, const ChunkInputs& in, int C, Precision p, double beta_eps = 0);
+
+// The map of `chunk-safety`: a grid over 1 or 2 gate axes (alpha or log_alpha, mu or
+// log_mu, beta, eta), the other gates fixed.
+struct ChunkMapSpec {
+  std::vector<Axis> axes;        // 1 or 2
+  std::vector<FixedGate> fixed;  // the gates no axis covers
+  PScale p_scale = PScale::kAlpha;
+  int chunk = 64;
+  Precision precision = Precision::kFp32;
+  int dk = 64, dv = 64, steps = 1024;
+  uint64_t seed = 0;
+  double tol = kChunkTolerance;
+  double beta_eps = 0;
+  int threads = 0;                // 0: all cores
+  std::string out_path;           // CSV; empty: none
+  double max_seconds = 12 * 3600; // refuse grids estimated to take longer
+  bool progress = false;          // a progress line on stderr
+};
+
+struct ChunkMapPoint {
+  Gates gates;
+  ChunkError error;
+  ChunkRisk risk;
+  bool broken = false;     // measured: error > tol or not finite
+  bool predicted = false;  // the rule says unsafe
+};
+
+struct ChunkMapSummary {
+  long points = 0;
+  long reference_nonfinite = 0;  // the fp64 recurrence itself overflowed: not judged
+  long judged = 0;               // the other points
+  long broken = 0, nonfinite = 0;
+  long rule_agree = 0;
+  long false_safe = 0, false_unsafe = 0;  // rule misses: said safe but broke / said unsafe but fine
+  // The worst miss: the disagreeing point farthest from the rule's boundary
+  // (|log10(predicted_error / tol)|, inf for an overflow verdict).
+  bool has_miss = false;
+  ChunkMapPoint worst_miss;
+  double worst_miss_margin = 0;
+  // Points whose prediction is more than a decade from tol (or overflow) and
+  // where the rule still disagrees: none expected.
+  long far_points = 0, far_misses = 0;
+  // The broken region: ranges of the axes over the broken points.
+  std::vector<double> broken_min, broken_max;
+  // Lambda (the rule's cancellation exponent) at the edge of the broken region.
+  double lambda_broken_min = 0, lambda_safe_max = 0;
+  double max_error_safe = 0;  // the largest error among unbroken points
+  double seconds = 0;
+  int threads = 1;
+  std::vector<ChunkMapPoint> points_list;  // every point, in grid order
+};
+
+// Checks the spec (axes, gates, sizes, estimated time and output) before any work.
+Status check(const ChunkMapSpec& spec);
+// Estimated seconds on `threads` cores (from the multiply-add count).
+double estimate_seconds(const ChunkMapSpec& spec, int threads);
+Result<ChunkMapSummary> run_chunk_map(const ChunkMapSpec& spec);
+
+// ---------- gate sets: a parametrization's samples, a gate dump, a checkpoint ----------
+
+// The chunk sizes whose unsafe fractions are always reported (the kernels' usual ones).
+inline constexpr int kReportedChunks[] = {16, 32, 64, 128, 256};
+
+struct ChunkCount {
+  int chunk = 0;
+  long unsafe = 0;    // gate sets the rule calls unsafe at this C
+  long overflow = 0;  // of which an exponent overflows (the kernel returns inf/NaN)
+};
+
+// Every gate set held constant over a chunk (the worst case of a gate that recurs).
+struct GateSetChunkSafety {
+  long gates = 0;
+  ChunkCount at;                   // at the requested C
+  std::vector<ChunkCount> by_chunk;  // kReportedChunks
+  int largest_safe_chunk = 0;      // any C in [1, kMaxChunk]; 0: unsafe even at C = 1
+  int largest_safe_pow2 = 0;       // the largest power of two <= largest_safe_chunk (0 if none)
+  long worst = -1;                 // index of the gate set with the largest Lambda at C (first of equals)
+  ChunkRisk worst_risk;
+};
+
+// Evaluates the rule for every gate set on all cores (threads = 0: all).
+GateSetChunkSafety analyze_chunk_safety(std::span<const Gates> gates, int C, Precision p, const ChunkRuleOptions& o,
+                                        int threads = 0);
+
+// A dump of per-token gates [B,T,H]: every token held constant (`tokens`), and
+// the dump's own chunks of C consecutive tokens of one batch row and head, judged
+// with their per-token gates (`chunks`).
+struct DumpChunkSafety {
+  GateSetChunkSafety tokens;
+  long chunks = 0, unsafe_chunks = 0, overflow_chunks = 0;
+  long tokens_in_unsafe_chunks = 0;
+  // The largest power of two C for which every chunk of the dump is safe.
+  int largest_safe_pow2 = 0;
+  int64_t worst_b = -1, worst_t = -1, worst_h = -1;  // start of the worst chunk at C
+  ChunkRisk worst_risk;
+};
+Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
+                                             int threads = 0);
+
+struct HeadChunkSafety {
+  int layer = 0, head = 0;
+  HeadParams params;
+  GateSetChunkSafety safety;
+};
+// Each head of a checkpoint: its learned parameters fixed, raw inputs sampled
+// (sampling.head is overridden), every sample's gates held constant.
+Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, Parametrization param,
+                                                          const SamplingOptions& sampling, int C, Precision p,
+                                                          const ChunkRuleOptions& o);
+
+}  // namespace mdnstab

@@ -1,0 +1,256 @@
+// End-to-end tests of `chunk-safety` (grid mode) and of the chunk_safe metric of
+// `sweep`: outputs, and every bad input answered with exit code 2, one line
+// naming the value, and no file left.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "run_cli.hpp"
+
+namespace mdnstab::test {
+namespace {
+
+using nlohmann::json;
+
+// A small problem: fast, and still straddling the fp32 boundary at C = 16.
+const std::string kSmall = " --steps 64 --dk 8 --dv 8 --chunk 16";
+
+TEST(CliChunkSafety, GridWritesCsvAndJsonSummary) {
+  const auto d = scratch_dir("chunk_ok");
+  const auto out = d / "map.csv";
+  auto r = run_cli("--format json chunk-safety --precision fp32 --axis log_alpha=-2.03:-0.01:9 "
+                   "--axis log_mu=-2.03:-0.01:7" + kSmall + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string csv = slurp(out);
+  EXPECT_EQ(count_lines(csv), 1 + 9 * 7);
+  const std::string header = csv.substr(0, csv.find('\n'));
+  for (const char* col : {"log_alpha", "log_mu", "rel_error", "finite", "broken", "predicted_error",
+                          "log_cancellation", "max_exponent", "rule_safe", "rule_agrees"})
+    EXPECT_NE(header.find(col), std::string::npos) << col;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["points"], 63);
+  EXPECT_EQ(j["judged"], 63);
+  EXPECT_EQ(j["chunk"], 16);
+  EXPECT_EQ(j["precision"], "fp32");
+  // alpha > mu by up to 2 per token over 16 tokens: a broken corner; alpha <= mu: fine.
+  EXPECT_GT(j["broken"].get<int>(), 0);
+  EXPECT_LT(j["broken"].get<int>(), 63);
+  EXPECT_GE(j["rule_agreement"].get<double>(), 0.9);
+  EXPECT_EQ(j["far_misses"], 0);
+  EXPECT_TRUE(j["broken_region"].contains("log_alpha"));
+  EXPECT_EQ(count_entries(d), 1);
+  // The CSV rows agree with the summary.
+  std::istringstream s(csv);
+  std::string line;
+  std::getline(s, line);
+  int broken = 0;
+  while (std::getline(s, line)) {
+    int col = 0;
+    size_t p = 0;
+    for (; col < 10; ++col) p = line.find(',', p) + 1;
+    broken += line[p] == '1';
+  }
+  EXPECT_EQ(broken, j["broken"].get<int>());
+}
+
+TEST(CliChunkSafety, TableShowsTheMeasuredCasesAndTheRule) {
+  // DESIGN.md section 5's three cases on one axis (log_mu = -1 fixed, and -2).
+  auto r = run_cli("chunk-safety --precision fp32 --axis log_alpha=-1:-0.5:2 --fix log_mu=-1 --steps 256 --chunk 64");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("broken (error > 0.01 or not finite): 1 of 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rule agrees on 2 of 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("time:"), std::string::npos);
+  r = run_cli("--format json chunk-safety --precision fp32 --axis log_alpha=-0.01:-0.01:1 --fix log_mu=-2 "
+              "--steps 256 --chunk 64");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["nonfinite"], 1);
+}
+
+TEST(CliChunkSafety, BetaAndEtaDefaultsAndAxes) {
+  auto r = run_cli("--format json chunk-safety --axis beta=0.05:0.5:3 --fix log_alpha=-0.5 --fix log_mu=-1 --eta 1.5" +
+                   kSmall);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["points"], 3);
+  r = run_cli("chunk-safety --axis log_alpha=-1:0:3 --fix log_mu=-1 --precision bf16" + kSmall);
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = run_cli("chunk-safety --axis alpha=0.5:1:3 --axis mu=0.5:1:3 --precision tf32 --p-scale one" + kSmall);
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+void expect_bad(const std::string& args, const std::string& named) {
+  auto r = run_cli(args);
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(named), std::string::npos) << args << "\n" << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(CliChunkSafety, BadInputExitsTwoAndLeavesNoFile) {
+  const auto d = scratch_dir("chunk_bad");
+  const std::string out = " --out " + (d / "x.csv").string();
+  const std::string grid = " --axis log_alpha=-1:0:3 --axis log_mu=-1:0:3";
+  expect_bad("chunk-safety" + grid + " --chunk 0 --steps 64" + out, "C = 0");
+  expect_bad("chunk-safety" + grid + " --chunk 128 --steps 64" + out, "larger than the sequence");
+  expect_bad("chunk-safety" + grid + " --precision fp16" + out, "fp16");
+  expect_bad("chunk-safety --axis log_alpha=-1:0.5:3 --axis log_mu=-1:0:3" + out, "log_alpha");
+  expect_bad("chunk-safety" + grid + " --beta 1.5" + out, "beta");
+  expect_bad("chunk-safety" + grid + " --eta nan" + out, "eta");
+  expect_bad("chunk-safety" + grid + " --beta x" + out, "beta");
+  expect_bad("chunk-safety --axis log_alpha=-1:0:3 --axis log_mu=-1:0:3 --axis beta=0:1:2" + out, "axes");
+  expect_bad("chunk-safety --axis log_alpha=-1:0:3 --axis alpha=0:1:3" + out, "alpha");
+  expect_bad("chunk-safety --axis log_alpha=-1:0:3" + out, "mu");
+  expect_bad("chunk-safety --axis log_alpha=-1:0:3 --fix mu=2" + out, "mu");
+  expect_bad("chunk-safety" + grid + " --dk 0" + out, "--dk");
+  expect_bad("chunk-safety" + grid + " --tolerance -1" + out, "--tolerance");
+  expect_bad("chunk-safety" + grid + " --out /nonexistent/dir/x.csv", "/nonexistent");
+  // Days of work and more memory than there is: refused up front, with the estimate.
+  expect_bad("chunk-safety --axis log_alpha=-1:0:3000 --axis log_mu=-1:0:3000 --steps 8192" + out, "hours");
+  expect_bad("chunk-safety" + grid + " --steps 16000000 --dk 4096 --dv 4096" + out, "GB");
+  EXPECT_EQ(count_entries(d), 0);
+}
+
+TEST(CliSweep, ChunkSafeMetricIsTheRulesVerdict) {
+  const auto d = scratch_dir("sweep_chunk");
+  const auto out = d / "s.csv";
+  auto r = run_cli("sweep --axis log_alpha=-1:-0.5:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe "
+                   "--chunk 64 --precision fp32 --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string csv = slurp(out);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "alpha,beta,mu,eta,log_alpha,log_mu,chunk_safe,chunk_predicted_error");
+  std::istringstream s(csv);
+  std::string header, first, second;
+  std::getline(s, header), std::getline(s, first), std::getline(s, second);
+  auto safe_col = [](const std::string& l) {
+    size_t p = 0;
+    for (int i = 0; i < 6; ++i) p = l.find(',', p) + 1;
+    return l[p];
+  };
+  EXPECT_EQ(safe_col(first), '1');   // (-1, -1): safe
+  EXPECT_EQ(safe_col(second), '0');  // (-0.5, -1): broken
+  // Smaller chunks make (-0.5, -1) safe: kappa = (C - 1) 0.5.
+  r = run_cli("sweep --axis log_alpha=-0.5:-0.5:1 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe "
+              "--chunk 8 --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string small = slurp(out);
+  EXPECT_EQ(safe_col(small.substr(small.find('\n') + 1)), '1');
+  expect_bad("sweep --axis log_alpha=-1:0:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe "
+             "--precision fp8",
+             "fp8");
+  expect_bad("sweep --axis log_alpha=-1:0:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe --chunk 0",
+             "--chunk");
+}
+
+TEST(CliChunkSafetyParam, ParametrizationFractionsAndLargestChunk) {
+  const auto d = scratch_dir("chunk_param");
+  const auto out = d / "samples.csv";
+  auto r = run_cli("--format json chunk-safety --param mdn --samples 2000 --chunk 64 --precision fp32 --out " +
+                   out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["mode"], "parametrization");
+  EXPECT_EQ(j["all"]["gates"], 2000);
+  // min_log_mu = -2 at 400M: gates with alpha ~ 1 and mu = e^-2 are reachable and
+  // overflow at C = 64 in fp32 (DESIGN.md section 5).
+  EXPECT_GT(j["all"]["fraction_overflow"].get<double>(), 0.0);
+  EXPECT_GT(j["all"]["fraction_unsafe"].get<double>(), j["all"]["fraction_overflow"].get<double>());
+  EXPECT_LT(j["all"]["fraction_unsafe"].get<double>(), 1.0);
+  double prev = 0;
+  for (const json& c : j["all"]["by_chunk"]) {  // larger chunks are never safer
+    EXPECT_GE(c["fraction_unsafe"].get<double>(), prev);
+    prev = c["fraction_unsafe"].get<double>();
+  }
+  EXPECT_GE(j["all"]["largest_safe_chunk"].get<int>(), 1);
+  EXPECT_LT(j["all"]["largest_safe_chunk"].get<int>(), 64);
+  EXPECT_EQ(count_lines(slurp(out)), 1 + 2000);
+  // At 1.3B min_log_mu = -1 keeps every exponent finite: 63 * 1 + log(beta) < 88.7.
+  r = run_cli("--format json chunk-safety --param mdn --model 1.3B --samples 2000 --chunk 64");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["all"]["fraction_overflow"].get<double>(), 0.0);
+  r = run_cli("chunk-safety --param mdn --samples 500 --chunk 32 --precision bf16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("largest safe C"), std::string::npos);
+}
+
+TEST(CliChunkSafetyParam, GateDumpCsv) {
+  const auto d = scratch_dir("chunk_dump");
+  const auto csv = d / "gates.csv";
+  {
+    std::ofstream f(csv);
+    f << "log_alpha,beta,log_mu,eta\n";
+    for (int t = 0; t < 128; ++t) f << (t < 64 ? "-1,0.1,-1,1\n" : "-0.5,0.1,-1,1\n");
+  }
+  auto r = run_cli("--format json chunk-safety --param " + csv.string() + " --chunk 64 --precision fp32");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["mode"], "dump");
+  EXPECT_EQ(j["chunks"], 2);
+  EXPECT_EQ(j["unsafe_chunks"], 1);  // the second chunk, alpha = e^-0.5 > mu = e^-1
+  EXPECT_DOUBLE_EQ(j["fraction_tokens_in_unsafe_chunks"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(j["tokens"]["fraction_unsafe"].get<double>(), 0.5);
+  EXPECT_GE(j["largest_safe_pow2_chunks"].get<int>(), 8);
+  EXPECT_LE(j["largest_safe_pow2_chunks"].get<int>(), 32);
+  expect_bad("chunk-safety --param " + csv.string() + " --chunk 256", "larger than the dump");
+}
+
+// A checkpoint file written by hand: F64 tensors [2] for one layer.
+void write_checkpoint(const std::filesystem::path& path) {
+  const char* names[] = {"A_log", "Mu_log", "dt_bias", "mu_bias", "log_factor"};
+  const double values[5][2] = {{0.5, 2.0}, {1.0, 2.5}, {-4.0, -3.0}, {-4.5, -3.5}, {0.0, 1.0}};
+  json h = json::object();
+  std::vector<char> data;
+  for (int i = 0; i < 5; ++i) {
+    const size_t begin = data.size();
+    data.resize(begin + 16);
+    std::memcpy(&data[begin], values[i], 16);
+    h[std::string("model.layers.0.attn.") + names[i]] = {
+        {"dtype", "F64"}, {"shape", {2}}, {"data_offsets", {begin, begin + 16}}};
+  }
+  std::string header = h.dump();
+  while (header.size() % 8) header += ' ';
+  std::ofstream f(path, std::ios::binary);
+  const uint64_t n = header.size();
+  f.write(reinterpret_cast<const char*>(&n), 8);
+  f << header;
+  f.write(data.data(), std::streamsize(data.size()));
+}
+
+TEST(CliChunkSafetyParam, CheckpointPerHead) {
+  const auto d = scratch_dir("chunk_ckpt");
+  const auto st = d / "model.safetensors";
+  write_checkpoint(st);
+  const auto out = d / "heads.csv";
+  auto r = run_cli("--format json chunk-safety --checkpoint " + st.string() + " --samples 300 --chunk 64 --out " +
+                   out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["mode"], "checkpoint");
+  ASSERT_EQ(j["heads"].size(), 2u);
+  EXPECT_EQ(j["gates"], 600);
+  EXPECT_EQ(count_lines(slurp(out)), 1 + 2);
+  r = run_cli("chunk-safety --checkpoint " + st.string() + " --samples 100");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("all heads"), std::string::npos);
+}
+
+TEST(CliChunkSafetyParam, BadInput) {
+  const auto d = scratch_dir("chunk_param_bad");
+  const std::string out = " --out " + (d / "x.csv").string();
+  expect_bad("chunk-safety --param bogus" + out, "bogus");
+  expect_bad("chunk-safety --param mdn --axis log_alpha=-1:0:3" + out, "not both");
+  expect_bad("chunk-safety --param mdn --samples 0" + out, "--samples");
+  expect_bad("chunk-safety --param mdn --chunk 0" + out, "C = 0");
+  expect_bad("chunk-safety --param mdn --precision e4m3" + out, "e4m3");
+  expect_bad("chunk-safety --param mdn --model 7B" + out, "model");
+  expect_bad("chunk-safety --checkpoint " + (d / "missing").string() + out, "missing");
+  EXPECT_EQ(count_entries(d), 0);
+}
+
+}  // namespace
+}  // namespace mdnstab::test

@@ -1,0 +1,306 @@
+// The chunk-safety rule (src/mdnstab/chunk_safety.hpp): closed forms of its gate
+// statistics, monotonicity, the largest safe chunk, and its agreement with maps
+// measured by the emulation (chunk_ref vs the fp64 recurrence).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "mdnstab/chunk_safety.hpp"
+
+namespace mdnstab {
+namespace {
+
+Gates gl(double la, double lm, double beta = 0.1, double eta = 1.0) { return Gates::from_log(la, beta, lm, eta).value; }
+
+TEST(Precision, NamesAndTraits) {
+  for (Precision p : {Precision::kFp64, Precision::kFp32, Precision::kTf32, Precision::kBf16})
+    EXPECT_EQ(parse_precision(to_string(p)).value, p);
+  auto bad = parse_precision("fp16");
+  EXPECT_EQ(bad.status.code, Code::kInvalidArgument);
+  EXPECT_NE(bad.status.message.find("fp16"), std::string::npos);
+  EXPECT_EQ(traits(Precision::kFp32).unit_roundoff, std::ldexp(1.0, -24));
+  EXPECT_EQ(traits(Precision::kTf32).product_unit_roundoff, std::ldexp(1.0, -11));
+  EXPECT_EQ(traits(Precision::kBf16).unit_roundoff, std::ldexp(1.0, -8));
+  EXPECT_NEAR(traits(Precision::kFp32).log_max, 88.7228, 1e-4);
+  EXPECT_NEAR(traits(Precision::kBf16).log_max, std::log(std::ldexp(2 - 0x1p-7, 127)), 1e-12);
+  EXPECT_NEAR(traits(Precision::kFp64).log_max, 709.7827, 1e-4);
+}
+
+// kappa_t = log sum_{k<=t} e^{-k d}, d = log mu - log alpha, for constant gates; its
+// maximum is at t = C - 1, a geometric sum.
+double lambda_closed_form(double la, double lm, int C) {
+  const double d = lm - la;
+  if (d == 0) return std::log(double(C));
+  return std::log(-std::expm1(-C * d) / -std::expm1(-d));
+}
+
+TEST(ChunkRisk, MatchesClosedFormsForConstantGates) {
+  for (double la : {-0.01, -0.5, -1.0, -3.0})
+    for (double lm : {-0.01, -0.5, -1.0, -2.0, -6.0})
+      for (int C : {1, 2, 16, 64, 200}) {
+        const double beta = 0.3;
+        const ChunkRisk r = chunk_risk(gl(la, lm, beta), C, Precision::kFp64);
+        const double lam = lambda_closed_form(la, lm, C);
+        EXPECT_NEAR(r.log_cancellation, lam, 1e-9 * std::max(1.0, lam)) << la << " " << lm << " " << C;
+        // The largest exponent is the last diagonal entry's: kappa + log beta.
+        EXPECT_NEAR(r.max_exponent, lam + std::log(beta), 1e-9 * std::max(1.0, lam));
+        EXPECT_EQ(r.overflow, r.max_exponent > std::log(DBL_MAX));
+      }
+}
+
+TEST(ChunkRisk, OverflowAndDegenerateGates) {
+  EXPECT_TRUE(chunk_risk(gl(-0.01, -2), 64, Precision::kFp32).overflow);   // 63 * 1.99 + log 0.1 = 123 > 88.7
+  EXPECT_FALSE(chunk_risk(gl(-0.01, -2), 64, Precision::kFp64).overflow);  // < 709.8
+  EXPECT_TRUE(chunk_risk(gl(-0.01, -2), 64, Precision::kBf16).overflow);
+  EXPECT_FALSE(chunk_safe(gl(-0.01, -2), 64, Precision::kFp32));
+  // alpha = 0 (log_alpha = -inf): the algorithm takes log(0).
+  const Gates zero = Gates::from_linear(0.0, 0.5, 0.5, 1.0).value;
+  EXPECT_TRUE(chunk_risk(zero, 4, Precision::kFp64).overflow);
+  // beta = 0 on some tokens: defined, and only the other tokens count.
+  const std::vector<double> la(8, -0.5), lm(8, -1.0), beta = {0, 0.1, 0, 0.1, 0.1, 0, 0.1, 0.1};
+  const ChunkRisk r = chunk_risk(la, lm, beta, Precision::kFp32);
+  EXPECT_TRUE(std::isfinite(r.log_cancellation));
+  EXPECT_TRUE(std::isfinite(r.predicted_error));
+  const std::vector<double> none(8, 0.0);
+  EXPECT_EQ(chunk_risk(la, lm, none, Precision::kFp32).log_cancellation, 0.0);
+}
+
+TEST(ChunkRisk, GrowsWithChunkAndLargestSafeChunkIsTheEdge) {
+  const std::vector<Gates> sets = {gl(-0.5, -1), gl(-1, -1), gl(-0.05, -0.3), gl(-2, -0.1), gl(-0.9, -1.0, 0.001)};
+  for (Precision p : {Precision::kFp64, Precision::kFp32, Precision::kTf32, Precision::kBf16}) {
+    int all = kMaxChunk;
+    for (const Gates& g : sets) {
+      double prev = 0;
+      for (int C : {1, 2, 4, 8, 16, 32, 64, 128, 256}) {
+        const double e = chunk_risk(g, C, p).predicted_error;
+        EXPECT_GE(e, prev) << to_string(p) << " C=" << C;
+        prev = e;
+      }
+      const Gates one[] = {g};
+      const int c = largest_safe_chunk(one, p);
+      if (c >= 1) {
+        EXPECT_TRUE(chunk_safe(g, c, p)) << to_string(p);
+      }
+      if (c < kMaxChunk) {
+        EXPECT_FALSE(chunk_safe(g, c + 1, p)) << to_string(p);
+      }
+      all = std::min(all, c);
+    }
+    EXPECT_EQ(largest_safe_chunk(sets, p), all);
+  }
+  // A wider format is never less safe.
+  for (const Gates& g : sets) {
+    const Gates one[] = {g};
+    EXPECT_GE(largest_safe_chunk(one, Precision::kFp64), largest_safe_chunk(one, Precision::kFp32));
+    EXPECT_GE(largest_safe_chunk(one, Precision::kFp32), largest_safe_chunk(one, Precision::kTf32));
+    EXPECT_GE(largest_safe_chunk(one, Precision::kTf32), largest_safe_chunk(one, Precision::kBf16));
+  }
+}
+
+TEST(ChunkRisk, Fp32BoundaryIsNearThirteenDigitsOfCancellation) {
+  // For alpha > mu the rule breaks once (C - 1)(log alpha - log mu) ~ log(tol / u):
+  // with the RMS over the chunk and the log C factor, 10 to 16 in fp32.
+  for (int C : {32, 64, 128}) {
+    double lo = 0, hi = 2;  // delta = log alpha - log mu, safe at lo, unsafe at hi
+    for (int i = 0; i < 60; ++i) {
+      const double mid = 0.5 * (lo + hi);
+      (chunk_safe(gl(-1 + mid, -1), C, Precision::kFp32) ? lo : hi) = mid;
+    }
+    EXPECT_GT((C - 1) * lo, 10) << C;
+    EXPECT_LT((C - 1) * lo, 16) << C;
+  }
+}
+
+ChunkMapSummary map(Precision p, int C, double lo, double hi, int n, int steps = 128, int dk = 16) {
+  ChunkMapSpec s;
+  s.axes = {Axis{"log_alpha", lo, hi, n}, Axis{"log_mu", lo, hi, n}};
+  s.fixed = {{"beta", 0.1}, {"eta", 1.0}};
+  s.precision = p;
+  s.chunk = C;
+  s.steps = steps;
+  s.dk = s.dv = dk;
+  s.seed = 3;
+  auto r = run_chunk_map(s);
+  EXPECT_TRUE(r.is_ok()) << r.status.message;
+  return r.value;
+}
+
+// The rule against the emulated map on grids that straddle the boundary (ragged
+// bounds: no grid value is a short binary fraction). 95% and no miss more than a
+// decade from the rule's boundary, as the issue asks.
+TEST(ChunkRule, AgreesWithTheEmulatedMap) {
+  struct Case {
+    Precision p;
+    int C;
+    double lo, hi;
+  } cases[] = {{Precision::kFp32, 16, -3.037, -0.013}, {Precision::kFp32, 64, -1.531, -0.007},
+               {Precision::kTf32, 32, -2.029, -0.011}, {Precision::kFp64, 32, -3.037, -0.013}};
+  for (const Case& c : cases) {
+    const ChunkMapSummary s = map(c.p, c.C, c.lo, c.hi, 16);
+    ASSERT_EQ(s.judged, 256);
+    EXPECT_GT(s.broken, 10) << to_string(c.p);   // the grid sees the breakdown...
+    EXPECT_LT(s.broken, 246) << to_string(c.p);  // ...and the safe side
+    EXPECT_GE(double(s.rule_agree) / double(s.judged), 0.95) << to_string(c.p) << " C=" << c.C;
+    EXPECT_EQ(s.far_misses, 0) << to_string(c.p) << " C=" << c.C;
+    EXPECT_GT(s.far_points, 150) << to_string(c.p);
+  }
+}
+
+// bf16 (every result rounded to 8 bits): at C = 32 nothing survives 1e-2, and the
+// rule says so. For short chunks the measured error sits at the bf16 floor, about
+// 1e-2, and depends on how many bits the gates' partial sums need; the rule bounds
+// those sums' rounding from above, so it errs on the safe side only.
+TEST(ChunkRule, Bf16IsBrokenAtUsualChunksAndTheRuleIsConservativeForShortOnes) {
+  const ChunkMapSummary s = map(Precision::kBf16, 32, -1.013, -0.017, 12);
+  EXPECT_EQ(s.broken, s.judged);
+  EXPECT_EQ(s.rule_agree, s.judged);
+  for (int C : {2, 4}) {
+    const ChunkMapSummary t = map(Precision::kBf16, C, -2.013, -0.017, 12);
+    EXPECT_GT(t.judged - t.broken, 0) << C;  // some points do survive...
+    EXPECT_EQ(t.false_safe, 0) << C;         // ...and the rule never calls a broken point safe
+  }
+}
+
+TEST(ChunkMap, ChecksItsInput) {
+  ChunkMapSpec s;
+  s.axes = {Axis{"log_alpha", -1, 0, 4}, Axis{"log_mu", -1, 0, 4}};
+  s.fixed = {{"beta", 0.1}, {"eta", 1.0}};
+  s.steps = 64;
+  s.chunk = 65;
+  auto msg = [&] { return check(s).message; };
+  EXPECT_NE(msg().find("larger than the sequence"), std::string::npos);
+  s.chunk = 0;
+  EXPECT_NE(msg().find("C = 0"), std::string::npos);
+  s.chunk = 16;
+  EXPECT_TRUE(check(s).is_ok());
+  s.fixed = {{"beta", 0.1}};
+  EXPECT_NE(msg().find("eta"), std::string::npos);
+  s.fixed = {{"beta", 0.1}, {"eta", 1.0}, {"log_mu", -1}};
+  EXPECT_NE(msg().find("twice"), std::string::npos);
+  s.fixed = {{"beta", 1.5}, {"eta", 1.0}};
+  EXPECT_EQ(check(s).code, Code::kGateOutOfRange);
+  s.fixed = {{"beta", 0.1}, {"eta", 1.0}};
+  s.axes.push_back(Axis{"beta", 0, 1, 2});
+  EXPECT_NE(msg().find("1 or 2 axes"), std::string::npos);
+  s.axes.pop_back();
+  s.axes[0] = Axis{"log_alpha", -1, 0, 2000};
+  s.axes[1] = Axis{"log_mu", -1, 0, 2000};
+  s.steps = 4096;
+  s.chunk = 64;
+  s.max_seconds = 3600;
+  EXPECT_EQ(check(s).code, Code::kTooLarge);
+  EXPECT_NE(msg().find("hours"), std::string::npos);
+  s.axes[0].n = s.axes[1].n = 2;
+  s.steps = 1 << 24;
+  s.dk = s.dv = 4096;
+  EXPECT_EQ(check(s).code, Code::kTooLarge);
+  EXPECT_NE(msg().find("memory"), std::string::npos);
+}
+
+TEST(ChunkSets, CountsLargestChunkAndWorstGate) {
+  const std::vector<Gates> g = {gl(-1, -1), gl(-0.5, -1), gl(-0.01, -2), gl(-0.2, -0.1)};
+  ChunkRuleOptions o;
+  const GateSetChunkSafety s = analyze_chunk_safety(g, 64, Precision::kFp32, o, 2);
+  EXPECT_EQ(s.gates, 4);
+  EXPECT_EQ(s.at.chunk, 64);
+  EXPECT_EQ(s.at.unsafe, 2);    // (-0.5, -1) and (-0.01, -2)
+  EXPECT_EQ(s.at.overflow, 1);  // (-0.01, -2)
+  EXPECT_EQ(s.worst, 2);        // the largest Lambda: 63 * 1.99
+  long prev = 0;
+  ASSERT_EQ(s.by_chunk.size(), std::size(kReportedChunks));
+  for (const ChunkCount& c : s.by_chunk) {
+    EXPECT_GE(c.unsafe, prev);
+    prev = c.unsafe;
+    long direct = 0;
+    for (const Gates& x : g) direct += !chunk_safe(x, c.chunk, Precision::kFp32, o);
+    EXPECT_EQ(c.unsafe, direct) << c.chunk;
+  }
+  int lo = kMaxChunk;
+  for (const Gates& x : g) {
+    const Gates one[] = {x};
+    lo = std::min(lo, largest_safe_chunk(one, Precision::kFp32, o));
+  }
+  EXPECT_EQ(s.largest_safe_chunk, lo);
+  EXPECT_LE(s.largest_safe_pow2, s.largest_safe_chunk);
+  EXPECT_GT(2 * s.largest_safe_pow2, s.largest_safe_chunk);
+}
+
+GateDump dump_of(int64_t T, int64_t H, const std::function<Gates(int64_t, int64_t)>& f) {
+  GateDump d;
+  d.batch = 1, d.time = T, d.heads = H, d.format = "test";
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) d.gates.push_back(f(t, h));
+  return d;
+}
+
+TEST(ChunkSets, DumpJudgesTokensAndItsOwnChunks) {
+  // Head 0 benign, head 1 constant (-0.5, -1): unsafe once (C - 1) 0.5 passes ~12.
+  const GateDump d = dump_of(100, 2, [](int64_t, int64_t h) { return h ? gl(-0.5, -1) : gl(-1, -1); });
+  ChunkRuleOptions o;
+  auto r = analyze_chunk_safety(d, 64, Precision::kFp32, o, 2);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r.value.tokens.gates, 200);
+  EXPECT_EQ(r.value.tokens.at.unsafe, 100);
+  EXPECT_EQ(r.value.chunks, 4);         // two per head: 64 + 36 tokens
+  EXPECT_EQ(r.value.unsafe_chunks, 2);  // both of head 1 (35 * 0.5 = 17.5 is past the edge too)
+  EXPECT_EQ(r.value.tokens_in_unsafe_chunks, 100);
+  EXPECT_EQ(r.value.worst_h, 1);
+  const Gates one[] = {gl(-0.5, -1)};
+  const int edge = largest_safe_chunk(one, Precision::kFp32, o);
+  int pow2 = 1;
+  while (2 * pow2 <= edge) pow2 *= 2;
+  EXPECT_EQ(r.value.largest_safe_pow2, pow2);
+  EXPECT_FALSE(analyze_chunk_safety(d, 0, Precision::kFp32, o).is_ok());
+}
+
+TEST(ChunkSets, AlternatingGatesAreSafeInChunksThoughNotHeldConstant) {
+  // Tokens alternate (-0.5, -1) and (-1, -0.5): held constant each is unsafe at
+  // C = 64, but within a chunk log(mu/alpha) sums to 0 every two tokens, so
+  // C_t / c_t stays small. The emulation confirms the sequence rule.
+  const GateDump d = dump_of(256, 1, [](int64_t t, int64_t) { return t % 2 ? gl(-1, -0.5) : gl(-0.5, -1); });
+  ChunkRuleOptions o;
+  auto r = analyze_chunk_safety(d, 64, Precision::kFp32, o, 1);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r.value.tokens.at.unsafe, 128);
+  EXPECT_EQ(r.value.unsafe_chunks, 0);
+  // The emulated fp32 chunk output on these gates against the fp64 recurrence.
+  const ChunkInputs in = random_chunk_inputs(32, 32, 256, 9);
+  std::vector<double> la(256), lm(256), beta(256, 0.1), eta(256, 1.0);
+  for (int t = 0; t < 256; ++t) la[t] = t % 2 ? -1 : -0.5, lm[t] = t % 2 ? -0.5 : -1;
+  std::vector<double> o64(256 * 32), o32(256 * 32), q = in.q, k = in.k, v = in.v;
+  for (auto* x : {&q, &k, &v}) round_to(Precision::kFp32, *x);
+  RecurrentArgs<double> a;
+  a.steps = 256, a.dk = 32, a.dv = 32, a.q = q.data(), a.k = k.data(), a.v = v.data();
+  a.log_alpha = la.data(), a.log_mu = lm.data(), a.beta = beta.data(), a.eta = eta.data(), a.o = o64.data();
+  ASSERT_TRUE(recurrent_ref(a).is_ok());
+  a.o = o32.data();
+  ASSERT_TRUE(chunk_ref(Precision::kFp32, a, ChunkOptions{64}).is_ok());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < o64.size(); ++i) num += (o32[i] - o64[i]) * (o32[i] - o64[i]), den += o64[i] * o64[i];
+  EXPECT_LT(std::sqrt(num / den), 1e-4);  // fp32 rounding, no cancellation
+  // ...while either gate held constant breaks it (DESIGN.md section 5's case).
+  const ChunkError e = measure_chunk_error(gl(-0.5, -1), random_chunk_inputs(32, 32, 256, 9), 64, Precision::kFp32);
+  EXPECT_GT(e.rel_rms, 0.1);
+}
+
+TEST(ChunkSets, CheckpointHeads) {
+  Checkpoint ck;
+  ck.config = reference_config("400M").value;
+  ck.layers = {{initial_head_params(1, 0), initial_head_params(1, 1)}};
+  SamplingOptions so;
+  so.samples = 500;
+  so.range = SampleRange::kInitial;
+  ChunkRuleOptions o;
+  auto r = analyze_chunk_safety(ck, Parametrization::kMdn, so, 64, Precision::kFp32, o);
+  ASSERT_TRUE(r.is_ok()) << r.status.message;
+  ASSERT_EQ(r.value.size(), 2u);
+  EXPECT_EQ(r.value[1].head, 1);
+  for (const HeadChunkSafety& h : r.value) EXPECT_EQ(h.safety.gates, 500);
+}
+
+}  // namespace
+}  // namespace mdnstab
