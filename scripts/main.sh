@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, and analyse the MDN gate space
-# (one gate set with `point`, then a small `sweep` with its summary).
+# (one gate set with `point`, a small `sweep` with its summary), then regenerate
+# the default study's report, reports/mdn-paper/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,3 +16,7 @@ echo "== mdnstab point: the DESIGN.md section 4 example (frozen rho 0.99) =="
 echo
 echo "== mdnstab sweep: alpha x beta at mu = 0.99, eta = 1.9 -> $out/sweep.csv =="
 "$bin" sweep --axis alpha=0:1:201 --axis beta=0:1:201 --fix mu=0.99 --fix eta=1.9 --out "$out/sweep.csv"
+echo
+report=${MDNSTAB_REPORT_OUT:-reports/mdn-paper}
+echo "== mdnstab report: analysis/mdn-paper.toml -> $report/index.html =="
+"$bin" report analysis/mdn-paper.toml --out "$report" --force

@@ -354,13 +354,13 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
   auto r = resolve(spec);
   if (!r.is_ok()) return r.status;
   if (opt.threads < 0) return error(Code::kInvalidArgument, fmt::format("--threads = {} must be >= 0", opt.threads));
-  if (opt.engine.engine == SweepEngine::kFast && opt.engine.simd && !simd_supported(*opt.engine.simd))
-    return error(Code::kInvalidArgument, fmt::format("engine fast-{}: not supported by this CPU or build",
-                                                     to_string(*opt.engine.simd)));
   if (spec.chunk.chunk < 1 || spec.chunk.chunk > kMaxChunk)
     return error(Code::kInvalidArgument, fmt::format("--chunk = {} must be in [1, {}]", spec.chunk.chunk, kMaxChunk));
   if (!(spec.chunk.tol > 0) || !std::isfinite(spec.chunk.tol))
     return error(Code::kInvalidArgument, fmt::format("--chunk-tolerance = {} must be > 0", spec.chunk.tol));
+  if (opt.engine.engine == SweepEngine::kFast && opt.engine.simd && !simd_supported(*opt.engine.simd))
+    return error(Code::kInvalidArgument, fmt::format("engine fast-{}: not supported by this CPU or build",
+                                                     to_string(*opt.engine.simd)));
   if (!opt.out_path.empty()) {
     if (Status s = check_writable(opt.out_path); !s.is_ok()) return s;
     const double bytes = estimate_bytes(r.value);
