@@ -182,7 +182,7 @@ TEST(CliReport, SavedGpuResultsAreReusedAndSaidSo) {
         "0,,1,0.99,0.9,0.99,1.9,refuted,0.14,0.15,0.49,0.49,1\n"
         "1,,1,0.9,0.1,0.5,1,certified,-0.105,-0.105,-0.1053605,-0.1053605,1\n");
   write(base / "saved.summary.json",
-        R"({"provenance": {"device": "NVIDIA H100 80GB HBM3, 132 SMs (x1)", "date": "2026-11-24", "git_commit": "abc"}})");
+        R"J({"provenance": {"device": "NVIDIA H100 80GB HBM3, 132 SMs (x1)", "date": "2026-11-24", "git_commit": "abc"}})J");
   write(base / "spec.toml",
         "[study]\nname = \"g\"\ntitle = \"G\"\n[[gate_set]]\nname = \"x\"\nalpha = 0.99\nbeta = 0.9\n"
         "mu = 0.99\neta = 1.9\n[counterexample]\nsteps = 50\ndk = 4\nrandom_keys = 1\n"
@@ -191,7 +191,7 @@ TEST(CliReport, SavedGpuResultsAreReusedAndSaidSo) {
   auto r = run_cli("report " + (base / "spec.toml").string() + " --quick --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string md = slurp(out / "index.md");
-  EXPECT_NE(md.find("reuses the saved results from"), std::string::npos) << md;
+  EXPECT_NE(md.find("reuses the saved results of `mdnstab validate` from"), std::string::npos) << md;
   EXPECT_NE(md.find("NVIDIA H100 80GB HBM3"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "figures" / "gpu_validation.svg"));
   // The worst relative difference of the random-key growth, stated in the text: e^0.15 / e^0.14 - 1.
