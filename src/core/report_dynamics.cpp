@@ -364,7 +364,7 @@ Status section_resonance(Context& c, Shared& shared) {
   findings.insert(findings.end(), notes.begin(), notes.end());
   c.doc.list(findings);
 
-  std::string b = "set tics out nomirror\nset key top right\nset grid lc rgb '#dddddd'\n";
+  std::string b = "set tics out nomirror\nset key below maxrows 3 samplen 2.5\nset grid lc rgb '#dddddd'\n";
   b += "set xlabel 'key rotation angle θ or rate ω (rad per step)'\nset ylabel 'growth per step of the state norm (×)'\n";
   b += "set xrange [0:pi/2]\nset arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 3 lc rgb '#555555'\n";
   b += "plot ";
@@ -377,7 +377,7 @@ Status section_resonance(Context& c, Shared& shared) {
       b += fmt::format(", '../data/resonance.csv' skip 1 using 1:{} with lines lw 1.5 dt 2 lc rgb '{}' title {}",
                        k + 2 + sets.size(), colours[k % 6], gp_quote(sets[k].first + " (key turning smoothly)"));
   b += "\n";
-  if (Status e = render(c, Plot{"resonance_scan", 900, 540, b}); !e.is_ok()) return e;
+  if (Status e = render(c, Plot{"resonance_scan", 900, 640, b}); !e.is_ok()) return e;
   c.doc.figure("resonance_scan",
                "Growth per step under keys rotating by θ per step (solid: the key jumps by θ each step, the "
                "recurrence itself; dashed: the continuous-time equivalent with the key turning smoothly at ω = θ "
