@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libeigen3-dev libboost-dev libcli11-dev libgtest-dev libgmock-dev libfmt-dev
   nlohmann-json3-dev libtomlplusplus-dev libtbb-dev
-  python3-numpy python3-cvxopt gnuplot-nox
+  python3-numpy python3-scipy python3-cvxopt gnuplot-nox
   python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel chromium
 )
 

@@ -73,6 +73,8 @@ void setup_lyapunov(App& app);
 void setup_constraint(App& app);
 void setup_chunk_safety(App& app);
 void setup_ode(App& app);
+void setup_simulate(App& app);
+void setup_validate(App& app);
 void setup_report(App& app);
 
 }  // namespace mdnstab::cli

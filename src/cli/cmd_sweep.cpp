@@ -2,6 +2,7 @@
 // (DESIGN.md section 7).
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 
 #include <fmt/format.h>
@@ -16,7 +17,7 @@ namespace {
 
 struct SweepCliOptions {
   std::vector<std::string> axes, fixed, metrics;
-  std::string out, p_scale = "alpha";
+  std::string out, p_scale = "alpha", engine;
   int threads = 0;
   double max_output_gb = 20;
   bool list_metrics = false;
@@ -43,6 +44,14 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
   opt.threads = o.threads;
   opt.out_path = o.out;
   opt.max_output_bytes = o.max_output_gb * 1e9;
+  // --engine, else MDNSTAB_SWEEP_ENGINE, else auto.
+  if (!o.engine.empty()) {
+    opt.engine = value_or_throw(parse_sweep_engine(o.engine));
+  } else if (const char* env = std::getenv("MDNSTAB_SWEEP_ENGINE"); env && *env) {
+    auto e = parse_sweep_engine(env);
+    if (!e.is_ok()) throw UsageError("MDNSTAB_SWEEP_ENGINE: " + e.status.message);
+    opt.engine = e.value;
+  }
   ok_or_throw(check(spec, opt));
   long points = 1;
   for (const Axis& a : spec.axes) points *= a.n;
@@ -61,8 +70,10 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
                 {"max_frozen_rho", s.max_frozen_rho},
                 {"argmax", gates_json(s.argmax)},
                 {"threads", s.threads},
+                {"engine", s.engine},
                 {"seconds_compute", s.seconds_compute},
-                {"seconds_total", s.seconds_total}});
+                {"seconds_total", s.seconds_total},
+                {"seconds_cpu", s.seconds_cpu}});
     return 0;
   }
   fmt::print("sweep: {} points over {}, {} columns{}\n", s.points, axes, s.columns.size(),
@@ -71,8 +82,8 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
   fmt::print("  negative eigenvalue:    {:.2f}%\n", 100 * s.fraction_negative);
   fmt::print("  max frozen rho:         {} at alpha={} beta={} mu={} eta={}\n", num(s.max_frozen_rho),
              num(s.argmax.alpha), num(s.argmax.beta), num(s.argmax.mu), num(s.argmax.eta));
-  fmt::print("  time:                   {:.3f} s on {} threads ({:.3g} points/s)\n", s.seconds_total, s.threads,
-             double(s.points) / s.seconds_total);
+  fmt::print("  time:                   {:.3f} s on {} threads ({:.3g} points/s, engine {})\n", s.seconds_total,
+             s.threads, double(s.points) / s.seconds_total, s.engine);
   return 0;
 }
 
@@ -91,6 +102,9 @@ void setup_sweep(App& app) {
       ->capture_default_str();
   sub->add_option("--threads", o->threads, "threads (0: all cores)")->capture_default_str();
   sub->add_option("--max-output-gb", o->max_output_gb, "refuse outputs larger than this")->capture_default_str();
+  sub->add_option("--engine", o->engine,
+                  "auto (default: fast where the CPU has AVX2/AVX-512), portable, fast, fast-avx512, fast-avx2, "
+                  "fast-scalar; overrides MDNSTAB_SWEEP_ENGINE");
   sub->add_flag("--list-metrics", o->list_metrics, "list the metrics and exit");
   sub->add_option("--chunk", o->chunk, "chunk size C for the chunk_safe metric")->capture_default_str();
   sub->add_option("--precision", o->precision, "fp64, fp32, tf32 or bf16 for the chunk_safe metric")

@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   mdnstab::cli::setup_constraint(app);
   mdnstab::cli::setup_chunk_safety(app);
   mdnstab::cli::setup_ode(app);
+  mdnstab::cli::setup_simulate(app);
+  mdnstab::cli::setup_validate(app);
   mdnstab::cli::setup_report(app);
   return app.main(argc, argv);
 }

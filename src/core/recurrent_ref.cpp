@@ -2,6 +2,7 @@
 //   w = S^T p - v;  M = mu M + eta k^ w^T;  S = alpha S - beta M;  o = S^T (scale q^).
 #include "mdnstab/recurrent_ref.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include <fmt/format.h>
@@ -29,6 +30,19 @@ Status check(const RecurrentArgs<T>& a) {
     if (a.cu_seqlens[a.num_seqs] != a.steps)
       return bad(fmt::format("cu_seqlens[{}] = {} must equal steps = {}", a.num_seqs, a.cu_seqlens[a.num_seqs], a.steps));
   }
+  if (const RecurrentProbes* pr = a.probes) {
+    if (pr->interval < 1) return bad(fmt::format("probe interval = {} must be >= 1", pr->interval));
+    if (!pr->norm_s || !pr->norm_m || !pr->max_abs_o || !pr->first_nonfinite)
+      return bad("probes need norm_s, norm_m, max_abs_o and first_nonfinite");
+    int64_t longest = a.steps;
+    if (a.cu_seqlens) {
+      longest = 0;
+      for (int n = 0; n < a.num_seqs; ++n) longest = std::max<int64_t>(longest, a.cu_seqlens[n + 1] - a.cu_seqlens[n]);
+    }
+    const int64_t need = (longest + pr->interval - 1) / pr->interval;
+    if (pr->count < need)
+      return bad(fmt::format("probe count = {} is below ceil({} / {}) = {}", pr->count, longest, pr->interval, need));
+  }
   return Status::ok();
 }
 
@@ -41,6 +55,13 @@ Status recurrent_ref(const RecurrentArgs<T>& a) {
   const size_t state = size_t(DK) * DV;
   std::vector<T> S(state), M(state), kh(DK), qh(DK), w(DV);  // S, M: [DK,DV]
 
+  RecurrentProbes* pr = a.probes;
+  if (pr) {
+    const size_t slots = size_t(n_seq) * H * size_t(pr->count);
+    for (size_t i = 0; i < slots; ++i) pr->norm_s[i] = pr->norm_m[i] = pr->max_abs_o[i] = NAN;
+    for (size_t i = 0; i < size_t(n_seq) * H; ++i) pr->first_nonfinite[i] = -1;
+  }
+
   for (int n = 0; n < n_seq; ++n) {
     // Token range and batch index of sequence n in the [B,T,H,*] layout.
     const int b = a.cu_seqlens ? 0 : n;
@@ -52,6 +73,9 @@ Status recurrent_ref(const RecurrentArgs<T>& a) {
         S[i] = a.s0 ? a.s0[soff + i] : T(0);
         M[i] = a.m0 ? a.m0[soff + i] : T(0);
       }
+      double max_o = 0;  // largest |o| since the last probe; NaN sticks
+      int64_t probe = 0;
+      int64_t* first_bad = pr ? &pr->first_nonfinite[size_t(n) * H + h] : nullptr;
       for (int64_t t = t0; t < t1; ++t) {
         const size_t bt = size_t(b) * a.steps + size_t(t);  // token index in [B,T]
         const size_t g = bt * H + h;                          // gate index [B,T,H]
@@ -80,6 +104,9 @@ Status recurrent_ref(const RecurrentArgs<T>& a) {
           for (int j = 0; j < DV; ++j) w[j] += Si[j] * pi;
         }
         for (int j = 0; j < DV; ++j) w[j] -= vt[j];
+        bool finite = true;  // w, M, S and o of this step, when probed
+        if (pr)
+          for (int j = 0; j < DV; ++j) finite = finite && std::isfinite(w[j]);
         const T* beta = a.beta + (a.beta_per_channel ? g * DV : g);
         const T* eta = a.eta + (a.eta_per_channel ? g * DV : g);
         for (int i = 0; i < DK; ++i) {
@@ -98,6 +125,28 @@ Status recurrent_ref(const RecurrentArgs<T>& a) {
           const T qi = scale * qh[i];
           const T* Si = &S[size_t(i) * DV];
           for (int j = 0; j < DV; ++j) ot[j] += Si[j] * qi;
+        }
+        if (pr) {
+          for (size_t i = 0; i < state; ++i) finite = finite && std::isfinite(S[i]) && std::isfinite(M[i]);
+          for (int j = 0; j < DV; ++j) {
+            const double ao = std::abs(double(ot[j]));
+            finite = finite && std::isfinite(ao);
+            if (std::isnan(ao) || ao > max_o) max_o = std::isnan(max_o) ? max_o : ao;
+          }
+          const int64_t step = t - t0 + 1;
+          if (!finite && *first_bad < 0) *first_bad = step;
+          if (step % pr->interval == 0 || t + 1 == t1) {
+            double ss = 0, sm = 0;
+            for (size_t i = 0; i < state; ++i) {
+              ss += double(S[i]) * double(S[i]);
+              sm += double(M[i]) * double(M[i]);
+            }
+            const size_t slot = (size_t(n) * H + h) * size_t(pr->count) + size_t(probe++);
+            pr->norm_s[slot] = std::sqrt(ss);
+            pr->norm_m[slot] = std::sqrt(sm);
+            pr->max_abs_o[slot] = max_o;
+            max_o = 0;
+          }
         }
       }
       for (size_t i = 0; i < state; ++i) {

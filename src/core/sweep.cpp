@@ -1,19 +1,28 @@
-// The sweep engine: grid points in chunks on all cores (OpenMP), CSV
-// formatted per chunk in parallel and written in order through AtomicFile.
+// The sweep engine: grid points in chunks on all cores, each chunk in blocks
+// of columns through the spectra (analyze_frozen_batch, or the portable
+// analyze_frozen_batch_ref) and the metrics, CSV formatted per chunk in parallel
+// and written in order through AtomicFile.
 #include "mdnstab/sweep.hpp"
 
 #include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
-#include <iterator>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <thread>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include "mdnstab/atomic_file.hpp"
@@ -23,7 +32,9 @@ namespace mdnstab {
 
 namespace {
 
-constexpr long kChunk = 8192;           // points per task
+constexpr long kChunk = 8192;           // points per task (one ordered write)
+constexpr long kBlock = 1024;           // points per engine call: its columns stay in L2
+constexpr long kStride = kBlock + 24;   // column stride: not a multiple of 4 KiB (cache sets)
 constexpr double kMaxPoints = 1e10;     // beyond this a sweep would run for days
 constexpr double kBytesPerField = 22;   // shortest round-trip doubles average ~18-22 chars
 
@@ -141,9 +152,147 @@ struct Partial {
   Gates argmax;
 };
 
-void append_number(std::string& buf, double v) {
-  if (std::isnan(v)) return;  // "none": empty field
-  fmt::format_to(std::back_inserter(buf), "{}", v);
+// Shortest round-trip text of v at p (fmt's "{}"); NaN ("none") is an empty field.
+char* put_number(char* p, double v) {
+  if (std::isnan(v)) return p;
+  if (v == 0.0 && !std::signbit(v)) {
+    *p = '0';
+    return p + 1;
+  }
+  return fmt::format_to(p, FMT_COMPILE("{}"), v);
+}
+
+// The last value written in one CSV column and its text: neighbouring grid points
+// often repeat a value (A_perp's metrics along beta), and equal bits give equal text.
+struct CellCache {
+  static constexpr int kRoom = 32;  // > the 24 characters of the longest shortest double
+  uint64_t bits = 0;
+  int len = -1;
+  char text[kRoom] = {};
+  char* put(char* p, double v) {
+    uint64_t b;
+    std::memcpy(&b, &v, sizeof b);
+    if (b != bits || len < 0) {
+      bits = b;
+      len = int(put_number(text, v) - text);
+    }
+    std::memcpy(p, text, kRoom);  // fixed size: two vector moves; the row has room
+    return p + len;
+  }
+};
+
+// The four gate slots' values (linear and log) per index of their axis, or the one
+// fixed value; the gate columns' text likewise.
+struct GateTable {
+  int axis[4];
+  std::vector<double> lin[4], lg[4];
+  struct Column {
+    int axis;
+    std::vector<std::string> text;
+  };
+  std::vector<Column> columns;  // alpha, beta, mu, eta, then log_alpha, log_mu if given
+};
+
+GateTable make_gate_table(const SweepSpec& spec, const Resolved& r, bool text) {
+  GateTable t;
+  for (int k = 0; k < 4; ++k) {
+    t.axis[k] = r.axis[k];
+    const long n = r.axis[k] >= 0 ? spec.axes[size_t(r.axis[k])].n : 1;
+    for (long j = 0; j < n; ++j) {
+      const double x = r.axis[k] >= 0 ? spec.axes[size_t(r.axis[k])].at(j) : r.fixed[k];
+      const double y = r.log[k] ? std::exp(x) : std::log(x);
+      t.lin[k].push_back(r.log[k] ? y : x);
+      t.lg[k].push_back(r.log[k] ? x : y);
+    }
+  }
+  if (!text) return t;
+  auto add = [&](int k, bool lg) {
+    GateTable::Column c{t.axis[k], {}};
+    char tmp[CellCache::kRoom];
+    for (double v : lg ? t.lg[k] : t.lin[k]) c.text.emplace_back(tmp, put_number(tmp, v));
+    t.columns.push_back(std::move(c));
+  };
+  for (int k = 0; k < 4; ++k) add(k, false);
+  if (r.log[0]) add(0, true);
+  if (r.log[2]) add(2, true);
+  return t;
+}
+
+// Mixed-radix index of grid point p, the last axis varying fastest.
+void point_index(const SweepSpec& spec, long p, long* idx) {
+  for (size_t i = spec.axes.size(); i-- > 0;) {
+    idx[i] = p % spec.axes[i].n;
+    p /= spec.axes[i].n;
+  }
+}
+
+void next_index(const SweepSpec& spec, long* idx, long step) {
+  const size_t last = spec.axes.size() - 1;
+  idx[last] += step;
+  for (size_t i = last; i > 0 && idx[i] >= spec.axes[i].n; --i) {
+    idx[i] = 0;
+    ++idx[i - 1];
+  }
+}
+
+// p[0, n) = v: a few values, then doubling copies (memcpy moves whole vectors).
+void fill_value(double* p, long n, double v) {
+  long done = std::min(n, 8L);
+  std::fill_n(p, done, v);
+  while (done < n) {
+    const long k = std::min(done, n - done);
+    std::memcpy(p + done, p, size_t(k) * sizeof(double));
+    done += k;
+  }
+}
+
+// The six gate columns of a block (alpha, beta, mu, eta, log_alpha, log_mu), each
+// [kBlock], and which of them hold one value throughout (NaN: not known to).
+struct GateColumns {
+  double* col[6];
+  double constant[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
+};
+
+// Gate columns [n] of grid points p0 .. p0 + n - 1, a run of the last axis at a
+// time; a column that already holds the one value it needs is left alone.
+void fill_gates(const SweepSpec& spec, const GateTable& t, long p0, long n, GateColumns& gc) {
+  long idx[4] = {0, 0, 0, 0};
+  point_index(spec, p0, idx);
+  const int last = int(spec.axes.size()) - 1;
+  const long n_last = spec.axes[size_t(last)].n;
+  for (int k = 0; k < 4; ++k) {
+    const int c_lin = k, c_log = k == 0 ? 4 : k == 2 ? 5 : -1;
+    const int ax = t.axis[k];
+    // One value for the whole block: fixed, or an outer axis that stays put.
+    if (ax != last && (ax < 0 || idx[last] + n <= n_last)) {
+      const size_t j = ax >= 0 ? size_t(idx[ax]) : 0;
+      for (int c : {c_lin, c_log}) {
+        if (c < 0) continue;
+        const double v = c == c_lin ? t.lin[k][j] : t.lg[k][j];
+        if (std::memcmp(&gc.constant[c], &v, sizeof v) != 0) {
+          fill_value(gc.col[c], kBlock, v);
+          gc.constant[c] = v;
+        }
+      }
+      continue;
+    }
+    gc.constant[c_lin] = NAN;
+    if (c_log >= 0) gc.constant[c_log] = NAN;
+    long ix[4] = {idx[0], idx[1], idx[2], idx[3]};
+    for (long i = 0; i < n;) {
+      const long len = std::min(n - i, n_last - ix[last]);
+      if (ax == last) {
+        std::memcpy(gc.col[c_lin] + i, t.lin[k].data() + ix[last], size_t(len) * sizeof(double));
+        if (c_log >= 0) std::memcpy(gc.col[c_log] + i, t.lg[k].data() + ix[last], size_t(len) * sizeof(double));
+      } else {
+        const size_t j = ax >= 0 ? size_t(ix[ax]) : 0;
+        fill_value(gc.col[c_lin] + i, len, t.lin[k][j]);
+        if (c_log >= 0) fill_value(gc.col[c_log] + i, len, t.lg[k][j]);
+      }
+      i += len;
+      next_index(spec, ix, len);
+    }
+  }
 }
 
 }  // namespace
@@ -209,6 +358,9 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
     return error(Code::kInvalidArgument, fmt::format("--chunk = {} must be in [1, {}]", spec.chunk.chunk, kMaxChunk));
   if (!(spec.chunk.tol > 0) || !std::isfinite(spec.chunk.tol))
     return error(Code::kInvalidArgument, fmt::format("--chunk-tolerance = {} must be > 0", spec.chunk.tol));
+  if (opt.engine.engine == SweepEngine::kFast && opt.engine.simd && !simd_supported(*opt.engine.simd))
+    return error(Code::kInvalidArgument, fmt::format("engine fast-{}: not supported by this CPU or build",
+                                                     to_string(*opt.engine.simd)));
   if (!opt.out_path.empty()) {
     if (Status s = check_writable(opt.out_path); !s.is_ok()) return s;
     const double bytes = estimate_bytes(r.value);
@@ -226,27 +378,45 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
   return Status::ok();
 }
 
+Result<EngineChoice> parse_sweep_engine(std::string_view s) {
+  EngineChoice e;
+  if (s == "auto") return e;
+  if (s == "portable") {
+    e.engine = SweepEngine::kPortable;
+    return e;
+  }
+  e.engine = SweepEngine::kFast;
+  if (s == "fast") return e;
+  if (s == "fast-avx512") e.simd = SimdLevel::kAvx512;
+  else if (s == "fast-avx2") e.simd = SimdLevel::kAvx2;
+  else if (s == "fast-scalar") e.simd = SimdLevel::kNone;
+  else
+    return error(Code::kInvalidArgument,
+                 fmt::format("unknown engine '{}' (expected auto, portable, fast, fast-avx512, fast-avx2 or fast-scalar)", s));
+  return e;
+}
+
+namespace {
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+}  // namespace
+
 Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
   if (Status s = check(spec, opt); !s.is_ok()) return s;
   const Resolved r = resolve(spec).value;
-
-  // Per-axis values and their exp/log, so that assembling a point's gates is loads.
-  std::vector<std::vector<double>> val(spec.axes.size()), other(spec.axes.size());
-  for (size_t i = 0; i < spec.axes.size(); ++i) {
-    const Axis& a = spec.axes[i];
-    const bool is_log = a.name.starts_with("log_");
-    for (long j = 0; j < a.n; ++j) {
-      const double x = a.at(j);
-      val[i].push_back(x);
-      other[i].push_back(is_log ? std::exp(x) : std::log(x));
-    }
-  }
-  double fixed_other[4];
-  for (int k = 0; k < 4; ++k) fixed_other[k] = r.log[k] ? std::exp(r.fixed[k]) : std::log(r.fixed[k]);
+  // The engine: fast where the CPU has vector units (or when asked), else portable.
+  const SimdLevel level = opt.engine.simd.value_or(best_simd_level());
+  const bool fast = opt.engine.engine == SweepEngine::kFast ||
+                    (opt.engine.engine == SweepEngine::kAuto && level != SimdLevel::kNone);
 
   AtomicFile file;
   const bool writing = !opt.out_path.empty();
+  const GateTable gates = make_gate_table(spec, r, writing);
   if (writing) {
     if (Status s = file.open(opt.out_path); !s.is_ok()) return s;
     std::string header;
@@ -262,105 +432,178 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   const long n_chunks = (r.points + kChunk - 1) / kChunk;
   std::vector<Partial> partial(static_cast<size_t>(n_chunks));
   size_t n_values = 0;
-  for (const MetricDef* m : r.metrics) n_values += m->columns.size();
+  std::vector<const MetricDef*> pointwise;  // metrics without a block form
+  bool pointwise_spectrum = false;
+  for (const MetricDef* m : r.metrics) {
+    n_values += m->columns.size();
+    if (!m->eval_block) {
+      pointwise.push_back(m);
+      pointwise_spectrum = pointwise_spectrum || m->needs_spectrum;
+    }
+  }
+  // Longest CSV row: every field at its longest, a comma after each.
+  size_t max_row = 2;
+  for (const auto& c : gates.columns) {
+    size_t w = 0;
+    for (const auto& t : c.text) w = std::max(w, t.size());
+    max_row += w + 1;
+  }
+  for (const MetricDef* m : r.metrics) {
+    size_t w = CellCache::kRoom;
+    for (const auto& l : m->labels) w = std::max(w, l.size());
+    max_row += (w + 1) * m->columns.size();
+  }
   const SpectrumOptions sopt{r.need_peak};
-  const size_t naxes = spec.axes.size();
+
+  // Workers take chunks in turn and format each into a slot of a ring; whoever
+  // finishes the next chunk due writes it, and every later one already done. The
+  // ring bounds memory, and waits sleep rather than spin: on a loaded machine a
+  // spinning waiter takes the core from the worker it waits for.
+  const long window = 4L * threads;
+  std::vector<std::string> slot(writing ? size_t(window) : 0);
+  std::vector<size_t> slot_used(size_t(window), 0);  // bytes of each slot
+  std::vector<long> ready(size_t(window), -1);  // the chunk each slot holds, done
+  std::mutex mu;
+  std::condition_variable cv;
+  long next_write = 0, done = 0;
+  bool writer_busy = false;
+  std::atomic<long> next_chunk{0};
+  std::atomic<bool> failed{false};
   Status io_status;
-  long done = 0;
   auto last_progress = t_start;
 
-#pragma omp parallel num_threads(threads)
-  {
-    std::vector<double> values(n_values);
-    std::string buf;
-#pragma omp for schedule(dynamic, 1) ordered
-    for (long c = 0; c < n_chunks; ++c) {
-      Partial& part = partial[size_t(c)];
-      buf.clear();
-      const long p0 = c * kChunk, p1 = std::min(r.points, p0 + kChunk);
-      long idx[4] = {0, 0, 0, 0};
-      {
-        long rem = p0;  // last axis varies fastest
-        for (size_t i = naxes; i-- > 0;) {
-          idx[i] = rem % spec.axes[i].n;
-          rem /= spec.axes[i].n;
-        }
+  auto report_progress = [&](long points) {  // under mu
+    done += points;
+    if (!opt.progress) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_progress > std::chrono::milliseconds(250) || done == r.points) {
+      last_progress = now;
+      fmt::print(stderr, "\rsweep: {:5.1f}% ({} of {} points)", 100.0 * double(done) / double(r.points), done,
+                 r.points);
+      if (done == r.points) fmt::print(stderr, "\n");
+    }
+  };
+
+  auto work = [&] {
+    std::vector<double> gate_store(6 * size_t(kStride));  // [6, kStride]
+    GateColumns gcol;
+    for (int k = 0; k < 6; ++k) gcol.col[k] = gate_store.data() + k * kStride;
+    GateBatch gb{0, gcol.col[0], gcol.col[1], gcol.col[2], gcol.col[3], gcol.col[4], gcol.col[5], spec.p_scale};
+    SpectrumBatch sb(kBlock);
+    std::vector<double> value_store(std::max<size_t>(n_values, 1) * size_t(kStride));  // [n_values, kStride]
+    std::vector<double*> scratch(n_values);
+    for (size_t j = 0; j < n_values; ++j) scratch[j] = value_store.data() + j * size_t(kStride);
+    std::vector<const double*> vcol(n_values);  // where each column's values are, per block
+    std::vector<double> one(n_values);
+    std::vector<CellCache> cache(n_values);
+    for (;;) {
+      const long c = next_chunk.fetch_add(1);
+      if (c >= n_chunks || failed) break;
+      const size_t sl = size_t(c % window);
+      if (writing) {  // wait until slot sl is free: chunk c - window is written
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return c < next_write + window || failed; });
+        if (failed) break;
       }
-      for (long p = p0; p < p1; ++p) {
-        double lin[4], lg[4];
-        for (int k = 0; k < 4; ++k) {
-          const int ax = r.axis[k];
-          const double x = ax >= 0 ? val[size_t(ax)][size_t(idx[ax])] : r.fixed[k];
-          const double y = ax >= 0 ? other[size_t(ax)][size_t(idx[ax])] : fixed_other[k];
-          lin[k] = r.log[k] ? y : x;
-          lg[k] = r.log[k] ? x : y;
-        }
-        Gates g;
-        g.alpha = lin[0];
-        g.beta = lin[1];
-        g.mu = lin[2];
-        g.eta = lin[3];
-        g.log_alpha = lg[0];
-        g.log_mu = lg[2];
-        g.p_scale = spec.p_scale;
-        const FrozenSpectrum fs = analyze_frozen(g, sopt);
-        if (fs.parallel.regime == Regime::kComplex) ++part.complex;
-        if (fs.parallel.negative_eigenvalue || fs.perpendicular.negative_eigenvalue) ++part.negative;
-        if (fs.frozen_spectral_radius > part.max_rho) {
-          part.max_rho = fs.frozen_spectral_radius;
-          part.argmax = g;
-        }
-        const SweepPointContext ctx{g, &fs, &spec.chunk};
+      Partial& part = partial[size_t(c)];
+      std::string* buf = writing ? &slot[sl] : nullptr;
+      size_t used = 0;
+      const long p0 = c * kChunk, p1 = std::min(r.points, p0 + kChunk);
+      for (long b0 = p0; b0 < p1; b0 += kBlock) {
+        const long n = std::min(kBlock, p1 - b0);
+        gb.n = n;
+        fill_gates(spec, gates, b0, n, gcol);
+        if (fast)
+          analyze_frozen_batch(gb, sopt, level, sb);
+        else
+          analyze_frozen_batch_ref(gb, sopt, sb);
+        const SweepBlockContext bctx{gb, &sb, n};
+        std::copy(scratch.begin(), scratch.end(), vcol.begin());
         size_t off = 0;
         for (const MetricDef* m : r.metrics) {
-          m->eval(ctx, values.data() + off);
+          if (m->eval_block) m->eval_block(bctx, vcol.data() + off);
           off += m->columns.size();
         }
-        if (writing) {
-          for (double x : {g.alpha, g.beta, g.mu, g.eta}) {
-            append_number(buf, x);
-            buf += ',';
+        if (!pointwise.empty()) {
+          for (long i = 0; i < n; ++i) {
+            const Gates g = gb.at(i);
+            FrozenSpectrum fs;
+            if (pointwise_spectrum) fs = sb.at(i);
+            const SweepPointContext ctx{g, &fs, &spec.chunk};
+            size_t o = 0;
+            for (const MetricDef* m : r.metrics) {
+              if (!m->eval_block) {
+                m->eval(ctx, one.data());
+                for (size_t k = 0; k < m->columns.size(); ++k) scratch[o + k][i] = one[k];
+              }
+              o += m->columns.size();
+            }
           }
-          if (r.log[0]) {
-            append_number(buf, g.log_alpha);
-            buf += ',';
-          }
-          if (r.log[2]) {
-            append_number(buf, g.log_mu);
-            buf += ',';
+        }
+        part.complex += sb.n_complex;
+        part.negative += sb.n_negative;
+        if (sb.max_frozen_rho > part.max_rho) {  // the first point that reaches it
+          const long i = std::find(sb.frozen_rho, sb.frozen_rho + n, sb.max_frozen_rho) - sb.frozen_rho;
+          part.max_rho = sb.max_frozen_rho;
+          part.argmax = gb.at(i);
+        }
+        if (!writing) continue;
+        long idx[4] = {0, 0, 0, 0};
+        point_index(spec, b0, idx);
+        for (long i = 0; i < n; ++i) {
+          if (buf->size() - used < max_row) buf->resize(std::max(2 * buf->size(), used + max_row));
+          char* p = buf->data() + used;
+          for (const auto& gc : gates.columns) {
+            const std::string& t = gc.text[gc.axis >= 0 ? size_t(idx[gc.axis]) : 0];
+            std::memcpy(p, t.data(), t.size());
+            p += t.size();
+            *p++ = ',';
           }
           size_t j = 0;
           for (const MetricDef* m : r.metrics)
             for (size_t col = 0; col < m->columns.size(); ++col, ++j) {
-              if (j) buf += ',';
-              if (!m->labels.empty() && !std::isnan(values[j]))
-                buf += m->labels[size_t(values[j])];
-              else
-                append_number(buf, values[j]);
+              if (j) *p++ = ',';
+              const double v = vcol[j][i];
+              if (!m->labels.empty() && !std::isnan(v)) {
+                const std::string& l = m->labels[size_t(v)];
+                std::memcpy(p, l.data(), l.size());
+                p += l.size();
+              } else {
+                p = cache[j].put(p, v);
+              }
             }
-          buf += '\n';
-        }
-        for (size_t i = naxes; i-- > 0;) {  // advance the mixed-radix index
-          if (++idx[i] < spec.axes[i].n) break;
-          idx[i] = 0;
+          *p++ = '\n';
+          used = size_t(p - buf->data());
+          next_index(spec, idx, 1);
         }
       }
-#pragma omp ordered
-      {
-        if (writing && io_status.is_ok()) io_status = file.write(buf);
-        done += p1 - p0;
-        if (opt.progress) {
-          const auto now = std::chrono::steady_clock::now();
-          if (now - last_progress > std::chrono::milliseconds(250) || done == r.points) {
-            last_progress = now;
-            fmt::print(stderr, "\rsweep: {:5.1f}% ({} of {} points)", 100.0 * double(done) / double(r.points), done,
-                       r.points);
-            if (done == r.points) fmt::print(stderr, "\n");
-          }
+      std::unique_lock lk(mu);
+      report_progress(p1 - p0);
+      if (!writing) continue;
+      ready[sl] = c;
+      slot_used[sl] = used;
+      if (writer_busy) continue;  // the busy writer will take it
+      writer_busy = true;
+      while (!failed && ready[size_t(next_write % window)] == next_write) {
+        const size_t w = size_t(next_write % window);
+        lk.unlock();
+        const Status st = file.write(std::string_view(slot[w].data(), slot_used[w]));
+        lk.lock();
+        if (!st.is_ok()) {
+          io_status = st;
+          failed = true;
         }
+        ready[w] = -1;
+        ++next_write;
+        cv.notify_all();
       }
+      writer_busy = false;
     }
-  }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
   const auto t_compute = std::chrono::steady_clock::now();
   if (!io_status.is_ok()) return io_status;
   if (writing)
@@ -371,6 +614,7 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   sum.columns = r.columns;
   sum.threads = threads;
   sum.estimated_bytes = estimate_bytes(r);
+  sum.engine = fast ? fmt::format("fast-{}", level == SimdLevel::kNone ? "scalar" : to_string(level)) : "portable";
   long complex = 0, negative = 0;
   for (const Partial& p : partial) {
     complex += p.complex;
@@ -385,6 +629,7 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   const auto t_end = std::chrono::steady_clock::now();
   sum.seconds_compute = std::chrono::duration<double>(t_compute - t_start).count();
   sum.seconds_total = std::chrono::duration<double>(t_end - t_start).count();
+  sum.seconds_cpu = process_cpu_seconds() - cpu_start;
   return sum;
 }
 

@@ -11,6 +11,21 @@
 
 namespace mdnstab {
 
+// Probes of a run, the same quantities as the GPU kernel's (kernels/mdn_kernels.hpp):
+// steps count t = 1..len per sequence; probe p records after step
+// min((p+1)*interval, len) the Frobenius norms of S and M and the largest |o| over
+// steps (p*interval, (p+1)*interval]; slots past a sequence's end are NaN.
+// first_nonfinite is the first step whose w, M, S or o holds a NaN or inf, -1 if none.
+// Tested in tests/test_recurrent_probes.cpp.
+struct RecurrentProbes {
+  int64_t interval = 0;                // N >= 1
+  int64_t count = 0;                   // P slots per (sequence, head), >= ceil(longest / N)
+  double* norm_s = nullptr;            // [B or N,H,P]
+  double* norm_m = nullptr;            // [B or N,H,P]
+  double* max_abs_o = nullptr;         // [B or N,H,P]
+  int64_t* first_nonfinite = nullptr;  // [B or N,H]
+};
+
 template <class T>
 struct RecurrentArgs {
   int batch = 1, heads = 1, steps = 0, dk = 0, dv = 0;
@@ -35,6 +50,7 @@ struct RecurrentArgs {
   T* o = nullptr;         // [B,T,H,DV]
   T* s_final = nullptr;   // [B or N,H,DK,DV], optional
   T* m_final = nullptr;   // [B or N,H,DK,DV], optional
+  RecurrentProbes* probes = nullptr;  // optional
 };
 
 // Checks shapes and pointers; names the offending field.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "mdnstab/gates.hpp"
 #include "mdnstab/precision.hpp"
 #include "mdnstab/spectrum.hpp"
+#include "mdnstab/spectrum_batch.hpp"
 #include "mdnstab/status.hpp"
 
 namespace mdnstab {
@@ -51,6 +53,13 @@ struct SweepPointContext {
   const SweepChunkConfig* chunk = nullptr;  // always set by run_sweep
 };
 
+// What a metric sees for a block of consecutive grid points (the engine's unit).
+struct SweepBlockContext {
+  const GateBatch& gates;        // [n] each
+  const SpectrumBatch* spectrum;  // set when the metric needs_spectrum
+  long n;
+};
+
 // One metric: a named group of CSV columns. A value of NaN means "none"
 // (written as an empty field); categorical columns store an index into labels.
 struct MetricDef {
@@ -62,6 +71,11 @@ struct MetricDef {
   bool needs_transient_peak = false;
   bool default_on = true;
   std::function<void(const SweepPointContext&, double* out)> eval;
+  // Optional, the same for a block of points: out[k][i] is column k at point i.
+  // out[k] comes pointing at scratch room for n values; a metric may instead point
+  // it at a column that stays valid for the block (the spectrum's: no copy).
+  // Metrics without it are evaluated point by point through `eval`.
+  std::function<void(const SweepBlockContext&, const double** out)> eval_block;
 };
 
 // Every metric `sweep --metrics` knows, in column order.
@@ -75,11 +89,24 @@ struct SweepSpec {
   SweepChunkConfig chunk;            // for chunk_safe
 };
 
+// Which engine computes the spectra: the portable reference (analyze_frozen per
+// point), or the fast path (analyze_frozen_batch) at a vector width. kAuto: the fast
+// path where the CPU has AVX2 or AVX-512, else the portable one.
+enum class SweepEngine { kAuto, kPortable, kFast };
+
+struct EngineChoice {
+  SweepEngine engine = SweepEngine::kAuto;
+  std::optional<SimdLevel> simd;  // kFast only; empty: the widest supported
+};
+// "auto", "portable", "fast", "fast-avx512", "fast-avx2", "fast-scalar".
+Result<EngineChoice> parse_sweep_engine(std::string_view s);
+
 struct SweepOptions {
   int threads = 0;              // 0: all cores
   std::string out_path;         // empty: compute and summarize only
   bool progress = false;        // a progress line on stderr
   double max_output_bytes = 20e9;
+  EngineChoice engine;
 };
 
 struct SweepSummary {
@@ -92,7 +119,9 @@ struct SweepSummary {
   double estimated_bytes = 0;
   double seconds_compute = 0;    // evaluating metrics (and formatting, with output)
   double seconds_total = 0;
+  double seconds_cpu = 0;        // CPU time of the whole process meanwhile, all threads
   int threads = 1;
+  std::string engine;            // the engine that ran: "portable", "fast-avx512", ...
 };
 
 // Checks the spec (axes, fixed values, metrics, sizes) before any work.
