@@ -15,6 +15,7 @@
 #include "gpu_backend.hpp"
 #include "mdnstab/atomic_file.hpp"
 #include "mdnstab/gate_csv.hpp"
+#include "mdnstab/study.hpp"
 #include "mdnstab/sweep.hpp"
 #include "mdnstab/validate.hpp"
 
@@ -25,7 +26,8 @@ namespace {
 struct ValidateCliOptions {
   GateOptions gates;
   std::vector<std::string> axes, fixed;
-  std::string gate_file, gate_set_file, predictions, save, csv, device = "gpu", angles = "0.5,1.2";
+  std::string gate_file, gate_set_file, predictions, study, save, csv, device = "gpu", angles = "0.5,1.2";
+  int study_grid = 0;
   bool predict_only = false;
   int max_devices = 0;
   ValidateOptions opt;
@@ -103,6 +105,26 @@ std::vector<Gates> grid(const std::vector<std::string>& axes, const std::vector<
       out.push_back(value_or_throw(Gates::from_linear(v[0], v[1], v[2], v[3], ps)));
   }
   return out;
+}
+
+// The gate sets of a study spec (analysis/*.toml): its named [[gate_set]] entries and,
+// with grid = N > 0, N x N cell centres of (alpha, beta) on each of its [tiers] panels.
+std::vector<ValidateRow> study_rows(const std::string& path, int grid) {
+  const Study s = value_or_throw(load_study(path));
+  std::vector<ValidateRow> rows;
+  for (const StudyGateSet& g : s.gate_sets) rows.push_back({{g.gates}, g.name});
+  if (grid > 0) {
+    if (!s.tiers) throw UsageError(fmt::format("--study-grid: {} has no [tiers] panels", path));
+    for (const StudyPanel& p : s.tiers->panels)
+      for (int i = 0; i < grid; ++i)
+        for (int j = 0; j < grid; ++j) {
+          const double a = (i + 0.5) / grid, b = (j + 0.5) / grid;
+          rows.push_back({{value_or_throw(Gates::from_log(std::log(a), b, p.log_mu, p.eta, s.p_scale))},
+                          fmt::format("tiers mu={:.6g} eta={:.6g} alpha={:.6g} beta={:.6g}", p.mu, p.eta, a, b)});
+        }
+  }
+  if (rows.empty()) throw UsageError(fmt::format("{} has no [[gate_set]] entries (add --study-grid N for its tiers panels)", path));
+  return rows;
 }
 
 std::string gates_text(const std::vector<Gates>& set) {
@@ -188,10 +210,13 @@ int run_validate(ValidateCliOptions& o, const App& app) {
   if (o.max_devices < 0) throw UsageError(fmt::format("--max-devices {} must be >= 0", o.max_devices));
   const bool flags = o.gates.alpha || o.gates.log_alpha || o.gates.beta || o.gates.mu || o.gates.log_mu || o.gates.eta;
   const int sources = int(flags) + int(!o.axes.empty() || !o.fixed.empty()) + int(!o.gate_file.empty()) +
-                      int(!o.gate_set_file.empty()) + int(!o.predictions.empty());
+                      int(!o.gate_set_file.empty()) + int(!o.predictions.empty()) + int(!o.study.empty());
   if (sources != 1)
-    throw UsageError(sources == 0 ? "no gate sets: give gate flags, --axis/--fix, --gates FILE, --gate-set FILE or --predictions FILE"
-                                  : "give only one of gate flags, --axis/--fix, --gates, --gate-set, --predictions");
+    throw UsageError(sources == 0 ? "no gate sets: give gate flags, --axis/--fix, --gates FILE, --gate-set FILE, "
+                                    "--study FILE or --predictions FILE"
+                                  : "give only one of gate flags, --axis/--fix, --gates, --gate-set, --study, --predictions");
+  if (o.study_grid < 0 || o.study_grid > 100) throw UsageError(fmt::format("--study-grid {} must be in [0, 100]", o.study_grid));
+  if (o.study_grid > 0 && o.study.empty()) throw UsageError("--study-grid needs --study FILE");
   for (const std::string& path : {o.save, o.csv})
     if (!path.empty()) ok_or_throw(check_writable(path));
   // Fail early, before minutes of predictions, when the device is not there.
@@ -215,6 +240,8 @@ int run_validate(ValidateCliOptions& o, const App& app) {
     preds = std::move(sp.predictions);
   } else if (flags) {
     rows.push_back({{resolve_gates(o.gates)}, ""});
+  } else if (!o.study.empty()) {
+    rows = study_rows(o.study, o.study_grid);
   } else if (!o.gate_set_file.empty()) {
     rows.push_back({value_or_throw(read_gate_csv(o.gate_set_file, ps)), o.gate_set_file});
   } else {
@@ -247,7 +274,7 @@ int run_validate(ValidateCliOptions& o, const App& app) {
     j.erase("disagreements");
     j["summary"] = {{"rows", rows.size()}, {"seconds_predict", t_predict}};
   }
-  if (!o.save.empty()) write_file(o.save, j.dump(1) + "\n");
+  if (!o.save.empty()) write_file(o.save, (rows.size() <= 50 ? j.dump(1) : j.dump()) + "\n");
   if (!o.csv.empty() && !o.predict_only) write_file(o.csv, report_csv(rep));
   if (app.format() == Format::kJson)
     print_json(j);
@@ -267,6 +294,9 @@ void setup_validate(App& app) {
   sub->add_option("--fix", o->fixed, "grid: NAME=VALUE for a gate no axis covers");
   sub->add_option("--gates", o->gate_file, "CSV of gate rows (alpha, beta, mu, eta columns): one gate set per row");
   sub->add_option("--gate-set", o->gate_set_file, "CSV of gate rows forming ONE set, drawn per step");
+  sub->add_option("--study", o->study, "the [[gate_set]] entries of a study spec (analysis/*.toml)");
+  sub->add_option("--study-grid", o->study_grid, "with --study: also N x N (alpha, beta) points on each [tiers] panel")
+      ->capture_default_str();
   sub->add_option("--predictions", o->predictions, "reuse the gate sets and predictions of a --save file");
   sub->add_flag("--predict-only", o->predict_only, "compute the CPU predictions only (write them with --save)");
   sub->add_option("--device", o->device, "gpu (every visible GPU) or cpu (the CPU references)")->capture_default_str();

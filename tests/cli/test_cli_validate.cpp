@@ -92,6 +92,38 @@ TEST(CliValidate, PlantedWrongPredictionExits1AndIsListed) {
   EXPECT_EQ(out["disagreements"][0]["name"], "random_exponent");
 }
 
+TEST(CliValidate, StudyGateSetsAndTheReportReusesTheSavedResults) {
+  const auto dir = scratch_dir("validate_study");
+  {
+    std::ofstream f(dir / "spec.toml");
+    f << "[study]\nname = \"v\"\ntitle = \"V\"\n[[gate_set]]\nname = \"design\"\nalpha = 0.99\nbeta = 0.9\n"
+         "mu = 0.99\neta = 1.9\n[[gate_set]]\nname = \"damped\"\nalpha = 0.9\nbeta = 0.1\nmu = 0.5\neta = 1.0\n"
+         "[tiers]\nresolution = 5\npanels = [{ mu = 0.9, eta = 1.9 }]\n[counterexample]\nsteps = 50\ndk = 4\n"
+         "random_keys = 1\n[gpu_validation]\nresults = \"saved.json\"\n";
+  }
+  const CliResult r = run_cli("--format json validate " + kSmall + " --study " + (dir / "spec.toml").string() +
+                              " --study-grid 2 --save " + (dir / "saved.json").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 6u);  // 2 gate sets + 2 x 2 points on the panel
+  EXPECT_EQ(j["rows"][0]["label"], "design");
+  EXPECT_EQ(j["rows"][5]["label"], "tiers mu=0.9 eta=1.9 alpha=0.75 beta=0.75");
+  // Cases in the report's form: the worst relative difference recomputed here.
+  double worst = 0;
+  for (const auto& c : j["cases"]) {
+    const double p = c["predicted_growth"].get<double>(), m = c["measured_growth"].get<double>();
+    worst = std::max(worst, std::abs(m - p) / std::abs(p));
+  }
+  EXPECT_GE(j["cases"].size(), 6u * 3);  // random, witness and two rotations per single gate
+  const auto out = dir / "report";
+  const CliResult rep = run_cli("report " + (dir / "spec.toml").string() + " --quick --out " + out.string());
+  ASSERT_EQ(rep.code, 0) << rep.err;
+  const std::string md = slurp(out / "index.md");
+  EXPECT_NE(md.find("reuses the saved results"), std::string::npos) << md;
+  const auto f = nlohmann::json::parse(slurp(out / "data" / "findings.json"));
+  EXPECT_NEAR(f["gpu_validation.worst_relative_error"]["value"].get<double>(), worst, 1e-12 * (1 + worst));
+}
+
 TEST(CliValidate, BadInputExits2NamingTheValueAndLeavesNoFile) {
   const auto dir = scratch_dir("validate_bad");
   const std::string save = " --save " + (dir / "out.json").string();
@@ -105,7 +137,9 @@ TEST(CliValidate, BadInputExits2NamingTheValueAndLeavesNoFile) {
                         Case{kSmall + gates + " --gates x.csv", "only one"}, Case{kSmall + gates + " --angles 0.5,foo", "foo"},
                         Case{kSmall + " --predictions " + (dir / "missing.json").string(), "missing.json"},
                         Case{"--device tpu" + gates, "tpu"}, Case{kSmall, "no gate sets"},
-                        Case{dev + gates + " --steps 10", "--steps 10"}, Case{dev + gates + " --heads 1", "--heads 1"}}) {
+                        Case{dev + gates + " --steps 10", "--steps 10"}, Case{dev + gates + " --heads 1", "--heads 1"},
+                        Case{dev + gates + " --study-grid 3", "--study-grid needs --study"},
+                        Case{dev + " --study " + (dir / "none.toml").string(), "none.toml"}}) {
     const CliResult r = run_cli("validate " + c.args + save);
     EXPECT_EQ(r.code, 2) << c.args;
     EXPECT_EQ(count_lines(r.err), 1) << c.args << ": " << r.err;
