@@ -3,6 +3,7 @@
 // keys; the rotating-key resonance scan; GPU validation results (saved ones
 // reused when no GPU is present). Tested in tests/test_report.cpp and tests/report/.
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <numbers>
 #include <random>
@@ -475,7 +476,7 @@ Status section_gpu_validation(Context& c, Shared&) {
     ++n;
     auto field = [&](int col) { return col >= 0 ? to_num(r[size_t(col)]) : NAN; };
     csv.num(double(i)).num(field(c_alpha)).num(field(c_beta)).num(field(c_mu)).num(field(c_eta))
-        .str(c_verdict >= 0 ? r[size_t(c_verdict)] : "").num(pr).num(mr).num(pw).num(mw).num(ok ? 1 : 0).end();
+        .str(c_verdict >= 0 ? r[size_t(c_verdict)] : "").exact(pr).exact(mr).exact(pw).exact(mw).num(ok ? 1 : 0).end();
   }
   if (Status e = write_text(c.data("gpu_validation.csv"), csv.text); !e.is_ok()) return e;
   // Provenance of the measurement: the summary `scripts/validate_summary.py` writes beside the CSV.
@@ -483,8 +484,12 @@ Status section_gpu_validation(Context& c, Shared&) {
   if (summary_path.ends_with(".csv")) summary_path.replace(summary_path.size() - 4, 4, ".summary.json");
   nlohmann::json prov = nlohmann::json::object();
   if (std::ifstream sf(summary_path); sf) {
+    // Python's json writes NaN as a bare `nan`/`NaN`, which is not JSON: read those as null.
+    std::string text((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+    for (const char* bad : {": nan", ": NaN", ": -Infinity", ": Infinity"})
+      for (size_t pos = 0; (pos = text.find(bad, pos)) != std::string::npos;) text.replace(pos, std::strlen(bad), ": null");
     try {
-      prov = nlohmann::json::parse(sf).value("provenance", nlohmann::json::object());
+      prov = nlohmann::json::parse(text).value("provenance", nlohmann::json::object());
     } catch (const std::exception&) {
       prov = nlohmann::json::object();
     }
