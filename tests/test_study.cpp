@@ -55,7 +55,7 @@ TEST(Study, ShippedSpecsLoad) {
   EXPECT_EQ(load_study((kAnalysis / "gdn.toml").string()).value.parametrization->kind, Parametrization::kGdn);
   // Relative result paths are anchored at the spec's folder.
   EXPECT_EQ(mdn.gpu_validation->results,
-            (kAnalysis / "../reports/validation/mdn-paper.json").lexically_normal().string());
+            (kAnalysis / "../reports/validate/validate-1000.csv").lexically_normal().string());
 }
 
 TEST(Study, ValuesAreRead) {

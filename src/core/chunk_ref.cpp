@@ -105,6 +105,15 @@ class Emulator {
     for (int64_t ts = t0; ts < t1; ts += c_.chunk) {
       const int L = int(std::min<int64_t>(c_.chunk, t1 - ts));
       chunk(b, ts, L, h, c0, w, Sst, Mst);
+      if (!Sst.allFinite() || !Mst.allFinite()) {
+        // A non-finite state makes every later output non-finite (it enters each
+        // through a product with nonzero decays): NaN the rest instead of computing it.
+        for (int64_t t = ts + L; t < t1; ++t)
+          for (int j = 0; j < w; ++j) a_.o[gate_index(b, t, h) * DV + c0 + j] = E(std::numeric_limits<float>::quiet_NaN());
+        Sst.setConstant(std::numeric_limits<S>::quiet_NaN());
+        Mst.setConstant(std::numeric_limits<S>::quiet_NaN());
+        break;
+      }
     }
     for (int i = 0; i < DK; ++i)
       for (int j = 0; j < w; ++j) {

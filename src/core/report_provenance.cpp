@@ -81,9 +81,9 @@ void provenance_section(Context& c, const nlohmann::json& p) {
                         "gpu", "gnuplot"}) {
     if (!p.contains(k)) continue;
     const auto& v = p[k];
-    text += fmt::format("{:<14}{}\n", std::string(k) + ":", v.is_string() ? v.get<std::string>() : v.dump());
+    text += fmt::format("{:<16}{}\n", std::string(k) + ":", v.is_string() ? v.get<std::string>() : v.dump());
   }
-  text += fmt::format("{:<14}{}\n", "seeds:", p["seeds"].dump());
+  text += fmt::format("{:<16}{}\n", "seeds:", p["seeds"].dump());
   c.doc.code(text);
 }
 

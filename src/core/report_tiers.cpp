@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "mdnstab/constraint.hpp"
 #include "mdnstab/reachable_slice.hpp"
 #include "mdnstab/sampling.hpp"
 #include "mdnstab/spectrum.hpp"
@@ -109,6 +110,10 @@ Status section_reachable(Context& c, Shared& shared) {
       "their distance from that edge.",
       to_string(p.kind), p.samples, to_string(p.range)));
 
+  std::vector<std::string> described;
+  for (const ParamConfig& cfg : p.configs)
+    described.push_back(fmt::format("{}: {}", config_label(cfg), describe_reachable_set(p.kind, cfg)));
+  c.doc.list(described);
   Table t;
   t.header = {"config", "samples", "certified", "undecided", "refuted", "worst frozen ρ", "largest lower bound"};
   std::vector<std::string> findings, files;
@@ -136,7 +141,8 @@ Status section_reachable(Context& c, Shared& shared) {
 
     CsvWriter csv({"alpha", "beta", "mu", "eta", "one_minus_mu", "frozen_rho", "gamma", "lower_bound", "verdict",
                    "witness_angle", "sample_kind", "sample_box"});
-    long n_cert = 0, n_und = 0, n_ref = 0, und_edge = 0;
+    long n_cert = 0, n_und = 0, n_ref = 0, und_edge = 0, ref_inside = 0;
+    double deepest_ref = -1;  // largest gate_depth() of a refuted sample (constraint.hpp)
     double worst_rho = 0, max_lower = 0, min_margin = INFINITY;
     long worst_i = -1;
     for (size_t i = 0; i < gates.size(); ++i) {
@@ -153,6 +159,11 @@ Status section_reachable(Context& c, Shared& shared) {
       n_cert += code == 0;
       n_und += code == 1;
       n_ref += code == 2;
+      if (code == 2) {
+        const double depth = gate_depth(g);
+        deepest_ref = std::max(deepest_ref, depth);
+        ref_inside += depth >= 1e-3;
+      }
       // The edge of DESIGN.md section 4: alpha or mu within 1e-3 of 1.
       if (code == 1 && std::max(g.alpha, g.mu) > 1 - 1e-3) ++und_edge;
       worst_rho = std::max(worst_rho, ce.frozen_spectral_radius);
@@ -189,6 +200,10 @@ Status section_reachable(Context& c, Shared& shared) {
     if (n_und > 0)
       sentence += fmt::format("; {} of the {} undecided gates lie within 1e-3 of α = 1 or μ = 1", und_edge, n_und);
     if (certified.value.n_failed > 0) sentence += "; " + failure_note(certified.value, gates.size());
+    if (n_ref > 0)
+      sentence += fmt::format(
+          "; {} refuted samples lie inside the margin max(α, μ) ≤ 1 − 1e-3, the deepest at 1 − max(α, μ) = {}",
+          ref_inside, c.state(key + ".deepest_refuted_depth", deepest_ref, fmt_num(deepest_ref, 3)));
     if (worst_i >= 0) {
       const Certificate& wc = certs[size_t(worst_i)];
       const Gates& wg = gates[size_t(worst_i)];

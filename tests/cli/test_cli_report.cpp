@@ -43,6 +43,13 @@ void write(const fs::path& p, const std::string& s) {
   f << s;
 }
 
+// %.3g, as the report writes three significant digits.
+std::string fmt_3g(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
 // One quick report shared by the tests that only read it.
 const fs::path& quick_report() {
   static const fs::path out = [] {
@@ -108,7 +115,7 @@ TEST(CliReport, ProvenanceAndHonestGpuSection) {
   EXPECT_EQ(slurp(d / "data" / "study.toml"), slurp(kSpec));
   // No saved GPU results exist for this spec in the tree: the section says it was not run, with no numbers.
   const json f = json::parse(slurp(d / "data" / "findings.json"));
-  if (!fs::exists(kRoot / "reports" / "validation" / "mdn-paper.json")) {
+  if (!fs::exists(kRoot / "reports" / "validate" / "validate-1000.csv")) {
     EXPECT_EQ(f["gpu_validation.run"], false);
     EXPECT_NE(md.find("Not run:"), std::string::npos);
     EXPECT_FALSE(fs::exists(d / "figures" / "gpu_validation.svg"));
@@ -169,34 +176,39 @@ TEST(CliReport, NeverOverwritesWithoutForce) {
 
 TEST(CliReport, SavedGpuResultsAreReusedAndSaidSo) {
   const fs::path base = scratch_dir("report_gpu");
-  write(base / "saved.json", R"({"provenance": {"gpu": "NVIDIA H100 80GB HBM3", "date": "2026-11-24", "commit": "abc"},
-    "cases": [{"name": "a", "alpha": 0.99, "beta": 0.9, "mu": 0.99, "eta": 1.9, "keys": "rotating",
-               "predicted_growth": 1.6, "measured_growth": 1.62},
-              {"name": "b", "alpha": 0.9, "beta": 0.1, "mu": 0.5, "eta": 1, "keys": "random",
-               "predicted_growth": 0.9, "measured_growth": 0.9}]})");
+  // The format of `mdnstab validate --csv` (the columns the report reads, among others) and its summary.
+  write(base / "saved.csv",
+        "row,label,gates,alpha,beta,mu,eta,verdict,cpu_exponent,gpu_exponent,witness_rate,witness_expected,agrees\n"
+        "0,,1,0.99,0.9,0.99,1.9,refuted,0.14,0.15,0.49,0.49,1\n"
+        "1,,1,0.9,0.1,0.5,1,certified,-0.105,-0.105,-0.1053605,-0.1053605,1\n");
+  write(base / "saved.summary.json",
+        R"J({"provenance": {"device": "NVIDIA H100 80GB HBM3, 132 SMs (x1)", "date": "2026-11-24", "git_commit": "abc"}})J");
   write(base / "spec.toml",
         "[study]\nname = \"g\"\ntitle = \"G\"\n[[gate_set]]\nname = \"x\"\nalpha = 0.99\nbeta = 0.9\n"
         "mu = 0.99\neta = 1.9\n[counterexample]\nsteps = 50\ndk = 4\nrandom_keys = 1\n"
-        "[gpu_validation]\nresults = \"saved.json\"\n");
+        "[gpu_validation]\nresults = \"saved.csv\"\n");
   const fs::path out = base / "r";
   auto r = run_cli("report " + (base / "spec.toml").string() + " --quick --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string md = slurp(out / "index.md");
-  EXPECT_NE(md.find("reuses the saved results from"), std::string::npos) << md;
+  EXPECT_NE(md.find("reuses the saved results of `mdnstab validate` from"), std::string::npos) << md;
   EXPECT_NE(md.find("NVIDIA H100 80GB HBM3"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "figures" / "gpu_validation.svg"));
-  // The worst relative difference, stated in the text, is |1.62 - 1.6| / 1.6 = 0.0125.
+  // The worst relative difference of the random-key growth, stated in the text: e^0.15 / e^0.14 - 1.
   const json f = json::parse(slurp(out / "data" / "findings.json"));
-  EXPECT_NEAR(f["gpu_validation.worst_relative_error"]["value"].get<double>(), 0.0125, 1e-12);
-  EXPECT_NE(md.find("at most 0.0125"), std::string::npos);
+  const double expected = std::exp(0.15 - 0.14) - 1;
+  EXPECT_NEAR(f["gpu_validation.worst_relative_error"]["value"].get<double>(), expected, 1e-12);
+  EXPECT_NE(md.find(fmt_3g(expected)), std::string::npos);
+  EXPECT_EQ(f["gpu_validation.fraction_agree"]["value"].get<double>(), 1.0);
   // Without a parametrization the counterexample is the refuted gate set.
   EXPECT_NE(md.find("gate set x"), std::string::npos);
   // A broken results file is bad input: exit 2 naming it, nothing written.
-  write(base / "saved.json", "{\"cases\": [{\"predicted_growth\": 1}]}");
+  write(base / "saved.csv", "row,alpha\n0,0.5\n");
   r = run_cli("report " + (base / "spec.toml").string() + " --quick --out " + (base / "r2").string());
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find("saved.json"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("saved.csv"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cpu_exponent"), std::string::npos) << r.err;
   EXPECT_TRUE(leftovers(base / "r2").empty());
 }
 

@@ -4,22 +4,22 @@ set encoding utf8
 set datafile separator comma
 do for [out = 1:2] {
 if (out == 1) {
-  set terminal svg size 900,540 fixed noenhanced font 'DejaVu Sans,13' background '#ffffff'
+  set terminal svg size 900,640 fixed noenhanced font 'DejaVu Sans,13' background '#ffffff'
   set output 'resonance_scan.svg'
 } else {
-  set terminal pngcairo size 900,540 noenhanced font 'DejaVu Sans,12' background '#ffffff'
+  set terminal pngcairo size 900,640 noenhanced font 'DejaVu Sans,12' background '#ffffff'
   set output 'resonance_scan.png'
 }
 reset
 set datafile separator comma
 set tics out nomirror
-set key top right
+set key below maxrows 3 samplen 2.5
 set grid lc rgb '#dddddd'
-set xlabel 'key rotation angle θ (rad per step)'
+set xlabel 'key rotation angle θ or rate ω (rad per step)'
 set ylabel 'growth per step of the state norm (×)'
 set xrange [0:pi/2]
-set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#555555'
-plot '../data/resonance.csv' skip 1 using 1:2 with lines lw 2.5 dt 1 lc rgb '#1b1b3a' title 'design-example', '../data/resonance.csv' skip 1 using 1:3 with lines lw 2.5 dt 2 lc rgb '#c0392b' title 'damped', '../data/resonance.csv' skip 1 using 1:4 with lines lw 2.5 dt 3 lc rgb '#2c718e' title 'worst'
+set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 3 lc rgb '#555555'
+plot '../data/resonance.csv' skip 1 using 1:2 with lines lw 2.5 dt 1 lc rgb '#1b1b3a' title 'design-example (keys jump θ per step)', '../data/resonance.csv' skip 1 using 1:3 with lines lw 2.5 dt 1 lc rgb '#c0392b' title 'damped (keys jump θ per step)', '../data/resonance.csv' skip 1 using 1:4 with lines lw 2.5 dt 1 lc rgb '#2c718e' title 'worst (keys jump θ per step)', '../data/resonance.csv' skip 1 using 1:5 with lines lw 1.5 dt 2 lc rgb '#1b1b3a' title 'design-example (key turning smoothly)', '../data/resonance.csv' skip 1 using 1:6 with lines lw 1.5 dt 2 lc rgb '#c0392b' title 'damped (key turning smoothly)', '../data/resonance.csv' skip 1 using 1:7 with lines lw 1.5 dt 2 lc rgb '#2c718e' title 'worst (key turning smoothly)'
 
 unset output
 }
