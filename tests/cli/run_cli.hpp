@@ -1,6 +1,7 @@
 // Runs the built mdnstab binary and captures stdout, stderr and the exit code.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +57,15 @@ inline int count_entries(const std::filesystem::path& d) {
   int n = 0;
   for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(d)) ++n;
   return n;
+}
+
+// Bad input: exit code 2, one line on stderr naming `named`, nothing on stdout.
+inline void expect_bad(const std::string& args, const std::string& named) {
+  auto r = run_cli(args);
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(named), std::string::npos) << args << "\n" << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
 }  // namespace mdnstab::test

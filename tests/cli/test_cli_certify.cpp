@@ -106,14 +106,6 @@ TEST(CliSweep, CertificateMetricsAreConsistent) {
   EXPECT_GT(refuted, 0);
 }
 
-void expect_bad(const std::string& args, const std::string& named) {
-  auto r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
-  EXPECT_NE(r.err.find(named), std::string::npos) << args << "\n" << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-}
-
 TEST(CliCertify, BadInputExitsTwoNamingTheValue) {
   const auto d = scratch_dir("certify_bad");
   write(d / "bad.csv", "alpha,beta,mu,eta\n0.5,0.5,0.5,1\n0.5,0.5,1.2,1\n");

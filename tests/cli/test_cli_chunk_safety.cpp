@@ -84,14 +84,6 @@ TEST(CliChunkSafety, BetaAndEtaDefaultsAndAxes) {
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
-void expect_bad(const std::string& args, const std::string& named) {
-  auto r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
-  EXPECT_NE(r.err.find(named), std::string::npos) << args << "\n" << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-}
-
 TEST(CliChunkSafety, BadInputExitsTwoAndLeavesNoFile) {
   const auto d = scratch_dir("chunk_bad");
   const std::string out = " --out " + (d / "x.csv").string();

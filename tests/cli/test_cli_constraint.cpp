@@ -116,14 +116,6 @@ void put(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-void expect_bad(const std::string& args, const std::string& named) {
-  auto r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
-  EXPECT_NE(r.err.find(named), std::string::npos) << args << "\n" << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-}
-
 // ---------- parametrizations ----------
 
 TEST(CliConstraint, GdnIsFullyCertified) {

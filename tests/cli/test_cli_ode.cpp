@@ -133,14 +133,6 @@ TEST(CliOde, NoRealEquivalentIsReportedNotFailed) {
   EXPECT_TRUE(json::parse(r.out)["parallel"]["exists"].get<bool>());
 }
 
-void expect_bad(const std::string& args, const std::string& named) {
-  auto r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
-  EXPECT_NE(r.err.find(named), std::string::npos) << args << "\n" << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-}
-
 TEST(CliOde, BadInputExitsTwoAndLeavesNoFile) {
   const auto d = scratch_dir("ode_bad");
   const std::string out = " --out " + (d / "t.csv").string() + " --scan-out " + (d / "s.csv").string();

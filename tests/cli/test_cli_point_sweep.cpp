@@ -48,14 +48,6 @@ TEST(CliPoint, TableIsReadable) {
   EXPECT_NE(r.out.find("frozen spectral radius"), std::string::npos);
 }
 
-void expect_bad(const std::string& args, const std::string& named) {
-  auto r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
-  EXPECT_NE(r.err.find(named), std::string::npos) << args << "\n" << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-}
-
 TEST(CliPoint, BadGatesExitTwo) {
   expect_bad("point --alpha 1.5 --beta 0.5 --mu 0.5 --eta 1", "alpha");
   expect_bad("point --alpha 0.5 --beta -0.1 --mu 0.5 --eta 1", "beta");
