@@ -121,9 +121,12 @@ inline double pair_inner(const Mat2& P, const Mat2& Q, double x, double& u_out) 
   const double disc = std::sqrt(std::max(0.0, D * D - 4 * p.c2 * K));
   double u = D >= 0 ? (D + disc > 0 ? -2 * K / (D + disc) : 0.0) : (-D + disc) / (2 * p.c2);
   if (!(u > 0)) {
-    // Both P are zero here: t_par -> base_par >= t_perp as u -> 0.
-    u_out = std::numeric_limits<double>::min();
-    return std::max(p.base, q.base);
+    // Both P are zero here: t_par = base_par + c^2 u >= t_perp, least as u -> 0;
+    // any u with c^2 u below the rounding of base_par is as good and keeps W
+    // well conditioned (u = 1 where c^2 underflowed, e.g. a tiny eta).
+    const double ucap = p.c2 > 0 ? 1e-17 * p.base / p.c2 : 1.0;
+    u_out = ucap > 0 ? std::min(1.0, ucap) : std::numeric_limits<double>::min();
+    return std::max(p.base + p.c2 * u_out, q.base);
   }
   if (!(u < kInf)) {
     // c^2 underflowed (c tiny) and base_par < base_perp: t_perp decreases to
