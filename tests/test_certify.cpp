@@ -574,6 +574,24 @@ TEST(Certify, TinyEtaMeetsTheClosedFormLimit) {
       }
 }
 
+TEST(Certify, TinyMuMeetsTheGdnLimit) {
+  // mu -> 0 (alpha fixed): the blocks tend to those of mu = 0 (GDN) entry by
+  // entry (the mu terms are -beta mu and mu), and the mu = 0 certificate is
+  // attained at a well-conditioned W here, so gamma(mu) = gamma(0) + O(mu):
+  // to 1e-12 for mu <= 1e-100, subnormal mu included.
+  const double tiny[] = {1e-100, 1e-200, 1e-300, 1e-315};
+  for (PScale p : {PScale::kAlpha, PScale::kOne})
+    for (const auto& abe : {std::array{0.5, 0.5, 1.0}, std::array{0.95, 0.9, 1.9}}) {
+      const Certificate c0 = cert1(lin(abe[0], abe[1], 0.0, abe[2], p));
+      for (double m : tiny) {
+        const Gates g = lin(abe[0], abe[1], m, abe[2], p);
+        const Certificate c = cert1(g);
+        EXPECT_NEAR(c.upper_bound, c0.upper_bound, 1e-12 * c0.upper_bound) << "mu=" << m;
+        expect_valid(g, c, "mu=" + std::to_string(m));
+      }
+    }
+}
+
 TEST(Certify, TinyAlphaAndMuScaleLikeTheGates) {
   // p-scale "alpha": A_par, A_perp and every key transition are linear in
   // (alpha, mu) jointly, so gamma(s alpha, beta, s mu, eta) = s gamma(alpha, ...).

@@ -12,6 +12,13 @@
 // quasi-convex there: min over u at fixed x is a 1-D quasi-convex problem, and
 // its value G(x) (a partial minimum) is quasi-convex in x. Both levels are
 // solved by bracketing searches that need no smoothness.
+// Extreme gates: the caller scales the matrices (scale_gates, exact powers of
+// two) so that their largest entry is near 1; a tiny c (alpha * eta, or eta)
+// makes the outer bracket ~1/|c| wide and G flat on most of it, so the outer
+// search starts from closed-form candidates and searches in a log-like
+// variable (outer_min). Candidates and the returned gamma use an accurate
+// 2x2 norm (norm2_accurate): the t-based one loses half its digits where the
+// singular values meet.
 #include <algorithm>
 #include <cmath>
 #include <limits>
