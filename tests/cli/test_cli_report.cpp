@@ -83,7 +83,7 @@ TEST(CliReport, QuickReportHasEveryFileItNames) {
   }
   // The figures the issue asks for, each as SVG and PNG from a gnuplot script.
   for (const char* f : {"regime_map", "frozen_rho", "damping_ratio", "natural_frequency", "tiers_map",
-                        "reachable_gates", "counterexample_growth", "resonance_scan"}) {
+                        "reachable_gates", "counterexample_growth", "resonance_scan", "chunk_safety_map"}) {
     for (const char* ext : {".svg", ".png", ".gp"})
       EXPECT_TRUE(fs::is_regular_file(d / "figures" / (std::string(f) + ext))) << f << ext;
     EXPECT_NE(html.find(std::string("figures/") + f + ".svg"), std::string::npos) << f;
@@ -239,6 +239,54 @@ TEST(CliReport, SpecErrorsNameFileLineKeyAndWriteNothing) {
   EXPECT_NE(r.err.find("missing.toml"), std::string::npos);
   r = run_cli("report " + kSpec.string());
   EXPECT_EQ(r.code, 2) << "--out is required";
+}
+
+TEST(CliReport, ModelGatesAndChunkSafetySections) {
+  // The synthetic example: a gate dump and a checkpoint, labelled as synthetic in the report.
+  const fs::path d = scratch_dir("report_models") / "synthetic";
+  auto r = run_cli("--format json report " + (kRoot / "analysis" / "synthetic-model.toml").string() + " --quick --out " +
+                   d.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  std::set<std::string> sections;
+  for (const auto& s : j["sections"]) sections.insert(s.get<std::string>());
+  EXPECT_TRUE(sections.count("Gate dump `layer0`")) << r.out;
+  EXPECT_TRUE(sections.count("Checkpoint `init`")) << r.out;
+  const std::string md = slurp(d / "index.md");
+  EXPECT_NE(md.find("SYNTHETIC"), std::string::npos);
+  for (const char* f : {"data/dump_layer0_tokens.csv", "data/dump_layer0_heads.csv", "data/checkpoint_init_heads.csv",
+                        "figures/dump_layer0.svg", "figures/checkpoint_init.png"})
+    EXPECT_TRUE(fs::is_regular_file(d / f)) << f;
+  const json f = json::parse(slurp(d / "data" / "findings.json"));
+  // Fractions of the 2 x 128 x 4 tokens add up to one (none failed).
+  const double sum = f["dump.layer0.fraction_certified"]["value"].get<double>() +
+                     f["dump.layer0.fraction_undecided"]["value"].get<double>() +
+                     f["dump.layer0.fraction_refuted"]["value"].get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-12);
+  // The default study's quick report carries the chunk-safety section.
+  const std::string q = slurp(quick_report() / "index.md");
+  EXPECT_NE(q.find("## Chunkwise kernel safety"), std::string::npos);
+  EXPECT_TRUE(fs::is_regular_file(quick_report() / "data" / "chunk_map.csv"));
+}
+
+TEST(CliReport, BadGateDumpPathNamesFileLineKeyAndWritesNothing) {
+  const fs::path base = scratch_dir("report_bad_dump");
+  const fs::path spec = base / "dump.toml";
+  write(spec, "[study]\nname = \"t\"\ntitle = \"T\"\n[[gate_dump]]\nname = \"d\"\npath = \"no/such.csv\"\n");
+  const fs::path out = base / "out";
+  auto r = run_cli("report " + spec.string() + " --out " + out.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(spec.string() + ":6:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'gate_dump[0].path'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no/such.csv"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftovers(out).empty());
+  write(spec, "[study]\nname = \"t\"\ntitle = \"T\"\n[chunk_safety]\nprecision = \"fp16\"\n");
+  r = run_cli("report " + spec.string() + " --out " + out.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(spec.string() + ":5:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'chunk_safety.precision'"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftovers(out).empty());
 }
 
 TEST(CliReport, InterruptedRunLeavesNothing) {
