@@ -23,7 +23,7 @@ int code_of(Verdict v) { return v == Verdict::kCertified ? 0 : (v == Verdict::kU
 
 // The three verdicts, then samples certify() failed on (no verdict).
 const char* kVerdictColours[4] = {"#e8f1d4", "#e0a526", "#5a1a32", "#9a9a9a"};
-const char* kVerdictNames[4] = {"certified", "undecided", "refuted", "certify() failed"};
+const char* kVerdictNames[4] = {"certified", "undecided", "refuted", "failed"};
 
 std::string witness_words(const Certificate& c) {
   if (c.witness.kind == Witness::Kind::kRotation)
@@ -173,9 +173,9 @@ Status section_gate_dumps(Context& c, Shared&) {
     lay.colorbox = false;
     lay.width = 980;
     lay.height = 470;
-    lay.top = 70;
+    lay.top = 80;
     lay.gap = 120;
-    std::string b = "set key at screen 0.5, screen 0.985 center top horizontal maxrows 1 samplen 1\nset multiplot\n";
+    std::string b = "set key at screen 0.5, screen 0.985 center top horizontal samplen 1 width -2\nset multiplot\n";
     b += lay.margins(0);
     b += "set tics out nomirror\n";
     b += any_mu ? "set logscale x\nset format x '1e%T'\nset yrange [0:2]\n"
@@ -317,9 +317,9 @@ Status section_checkpoints(Context& c, Shared&) {
     c.doc.paragraph(sentence + ".");
     c.highlights.push_back(highlight + ".");
 
-    const int w = std::max(620, 120 + 34 * int(heads.size()));
-    std::string b = "set key at screen 0.5, screen 0.985 center top horizontal maxrows 1 samplen 1\n";
-    b += "set tmargin at screen 0.85\nset bmargin at screen 0.2\nset lmargin at screen " +
+    const int w = std::max(760, 120 + 34 * int(heads.size()));
+    std::string b = "set key at screen 0.5, screen 0.985 center top horizontal samplen 1 width -1\n";
+    b += "set tmargin at screen 0.84\nset bmargin at screen 0.2\nset lmargin at screen " +
          fmt::format("{:.4f}", 80.0 / w) + "\n";
     b += "set xlabel 'layer:head'\nset ylabel 'samples inside the margin (%)'\nset xtics rotate by -60\n";
     const int cols[4] = {9, 10, 11, 12};
