@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "run_cli.hpp"
@@ -267,6 +268,54 @@ TEST(CliReport, ModelGatesAndChunkSafetySections) {
   const std::string q = slurp(quick_report() / "index.md");
   EXPECT_NE(q.find("## Chunkwise kernel safety"), std::string::npos);
   EXPECT_TRUE(fs::is_regular_file(quick_report() / "data" / "chunk_map.csv"));
+}
+
+// 400M and 1.3B differ only in the mu clamp: where their samples get the same
+// verdicts, the report says so once, with the count of samples whose mu differs.
+TEST(CliReport, IdenticalConfigsAreSaidOnceWithTheMuCount) {
+  const fs::path& d = quick_report();
+  auto column = [](const fs::path& p, const std::string& name) {
+    std::ifstream f(p);
+    std::string line;
+    std::getline(f, line);
+    std::vector<std::string> head;
+    std::stringstream hs(line);
+    for (std::string c; std::getline(hs, c, ',');) head.push_back(c);
+    const size_t k = size_t(std::find(head.begin(), head.end(), name) - head.begin());
+    std::vector<std::string> out;
+    while (std::getline(f, line)) {
+      std::stringstream ls(line);
+      std::string c;
+      for (size_t i = 0; i <= k; ++i) std::getline(ls, c, ',');
+      out.push_back(c);
+    }
+    return out;
+  };
+  const auto mu4 = column(d / "data" / "reachable_400M.csv", "mu");
+  const auto mu13 = column(d / "data" / "reachable_1.3B.csv", "mu");
+  const auto v4 = column(d / "data" / "reachable_400M.csv", "verdict");
+  const auto v13 = column(d / "data" / "reachable_1.3B.csv", "verdict");
+  ASSERT_EQ(mu4.size(), mu13.size());
+  ASSERT_GT(mu4.size(), 0u);
+  long differ = 0;
+  for (size_t i = 0; i < mu4.size(); ++i) differ += mu4[i] != mu13[i];
+  EXPECT_GT(differ, 0);  // the clamp does change mu: the configs are not the same gates
+  const std::string md = slurp(d / "index.md");
+  const json f = json::parse(slurp(d / "data" / "findings.json"));
+  if (v4 == v13) {
+    EXPECT_DOUBLE_EQ(f["reachable.1.3B.fraction_mu_differs"]["value"].get<double>(), double(differ) / mu4.size());
+    EXPECT_NE(md.find("the " + std::to_string(differ) + " samples ("), std::string::npos) << differ;
+    // Said once: no second full sentence for 1.3B.
+    auto count = [&](const std::string& s) {
+      long n = 0;
+      for (size_t p = md.find(s); p != std::string::npos; p = md.find(s, p + 1)) ++n;
+      return n;
+    };
+    EXPECT_EQ(count("identical to 400M"), 1);
+    EXPECT_EQ(count("-1): of "), 0);
+  } else {
+    EXPECT_FALSE(f.contains("reachable.1.3B.fraction_mu_differs"));
+  }
 }
 
 TEST(CliReport, BadGateDumpPathNamesFileLineKeyAndWritesNothing) {
