@@ -14,7 +14,8 @@ No trained model is involved. A stand-in for one MDN model at initialization:
     input is about N(0, SCALE^2);
   - the gates of layer 0 mapped by the MDN parametrization (the formulas of
     DESIGN.md section 2), written as log_alpha, beta, log_mu, eta of shape
-    [B, T, H] (F32) to OUT_DIR/gates.safetensors;
+    [B, T, H] (F32) to OUT_DIR/gates.safetensors, with the raw inputs beside
+    them (raw_a, raw_b, raw_m, raw_e, F64);
   - every layer's parameters as OUT_DIR/checkpoint/model.safetensors with a
     config.json, in the layout `mdnstab constraint --checkpoint` reads.
 Everything is seeded (SEED below): the files are reproducible bit for bit.
@@ -44,13 +45,16 @@ def inverse_softplus(y):
 def head_params(rng):
     dt = np.exp(rng.uniform(np.log(1e-3), np.log(0.1), size=HEADS))
     dm = np.exp(rng.uniform(np.log(1e-3), np.log(0.1), size=HEADS))
-    return {
+    p = {
         "A_log": np.log(rng.uniform(0, 16, size=HEADS)),
         "Mu_log": np.log(rng.uniform(0, 16, size=HEADS)),
         "dt_bias": inverse_softplus(dt),
         "mu_bias": inverse_softplus(dm),
         "log_factor": np.log(rng.uniform(0, 4, size=HEADS)),
     }
+    # Rounded to F32 as the checkpoint stores them, so that the gates follow
+    # from exactly the stored parameters (tests/test_report_models.cpp checks).
+    return {k: v.astype(np.float32).astype(np.float64) for k, v in p.items()}
 
 
 def mdn_gates(p, a, b, m, e):
@@ -67,10 +71,13 @@ def mdn_gates(p, a, b, m, e):
 
 
 def write_safetensors(path, tensors, metadata):
+    """tensors: (name, array) in F32, or (name, array, "F64")."""
     header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, arr in tensors:
-        raw = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+    for name, arr, *dtype in tensors:
+        f64 = dtype == ["F64"]
+        raw = np.ascontiguousarray(arr, dtype="<f8" if f64 else "<f4").tobytes()
+        header[name] = {"dtype": "F64" if f64 else "F32", "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -91,8 +98,11 @@ def main(out):
     os.makedirs(os.path.join(out, "checkpoint"), exist_ok=True)
     note = ("SYNTHETIC: initialization-range MDN gate parameters and random projections "
             f"(scripts/make_synthetic_gates.py, seed {SEED}); not a trained model")
+    # The raw inputs travel along (F64; the gate dump reader ignores them) so
+    # that the dump can be re-derived from the checkpoint's layer 0.
     write_safetensors(os.path.join(out, "gates.safetensors"),
-                      [("log_alpha", log_alpha), ("beta", beta), ("log_mu", log_mu), ("eta", eta)],
+                      [("log_alpha", log_alpha), ("beta", beta), ("log_mu", log_mu), ("eta", eta),
+                       ("raw_a", a, "F64"), ("raw_b", b, "F64"), ("raw_m", m, "F64"), ("raw_e", e, "F64")],
                       {"source": note, "layer": "0"})
     tensors = []
     for i, p in enumerate(layers):

@@ -15,6 +15,7 @@
 #include "mdnstab/chunk_safety.hpp"
 #include "mdnstab/constraint.hpp"
 #include "mdnstab/gate_dump.hpp"
+#include "mdnstab/parametrization.hpp"
 #include "mdnstab/report.hpp"
 #include "mdnstab/safetensors.hpp"
 #include "mdnstab/sampling.hpp"
@@ -223,6 +224,51 @@ TEST(ReportModels, ChunkSafetyNumbersMatchTheChunkLibrary) {
   EXPECT_GT(points, 100);  // a curve, not a handful of points
   EXPECT_TRUE(fs::is_regular_file(out / "figures" / "chunk_safety_map.svg"));
   EXPECT_TRUE(fs::is_regular_file(out / "data" / "chunk_reachable.csv"));
+}
+
+// The synthetic example of analysis/synthetic-model.toml is what its spec says:
+// the MDN map (here: map_gates, independent of the Python script that wrote
+// it) of the checkpoint's layer-0 parameters and the stored raw inputs.
+TEST(ReportModels, SyntheticDumpIsTheMdnMapOfItsCheckpointLayer0) {
+  const fs::path dir = fs::path(__FILE__).parent_path().parent_path() / "analysis" / "data" / "synthetic-mdn";
+  auto dump = read_gate_dump((dir / "gates.safetensors").string());
+  ASSERT_TRUE(dump.is_ok()) << dump.status.message;
+  auto ck = read_checkpoint((dir / "checkpoint").string());
+  ASSERT_TRUE(ck.is_ok()) << ck.status.message;
+  EXPECT_EQ(ck.value.config.min_log_mu, -2);
+  EXPECT_EQ(ck.value.config.tau(), 32);
+  const GateDump& d = dump.value;
+  ASSERT_EQ(int64_t(ck.value.layers[0].size()), d.heads);
+  auto sr = SafetensorsReader::open((dir / "gates.safetensors").string());
+  ASSERT_TRUE(sr.is_ok()) << sr.status.message;
+  std::vector<double> raw[4];
+  const char* names[4] = {"raw_a", "raw_b", "raw_m", "raw_e"};
+  for (int k = 0; k < 4; ++k) {
+    auto t = sr.value.read(names[k]);
+    ASSERT_TRUE(t.is_ok()) << t.status.message;
+    raw[k] = t.value;
+    ASSERT_EQ(raw[k].size(), d.gates.size());
+  }
+  // The dump holds F32: agreement to its rounding (2^-24 relative, 2^-149 absolute), with room for
+  // the double-precision formulas' own rounding.
+  auto near = [](double x, double ref) { return std::abs(x - ref) <= 1.2e-7 * std::abs(ref) + 1e-44; };
+  long clamped = 0;
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t t = 0; t < d.time; ++t)
+      for (int64_t h = 0; h < d.heads; ++h) {
+        const size_t i = size_t((b * d.time + t) * d.heads + h);
+        const RawInputs x{raw[0][i], raw[1][i], raw[2][i], raw[3][i]};
+        auto m = map_gates(Parametrization::kMdn, ck.value.config, ck.value.layers[0][size_t(h)], x);
+        ASSERT_TRUE(m.is_ok()) << m.status.message;
+        const Gates& g = d.at(b, t, h);
+        const Gates& r = m.value.gates;
+        EXPECT_PRED2(near, g.log_alpha, r.log_alpha) << b << " " << t << " " << h;
+        EXPECT_PRED2(near, g.beta, r.beta) << b << " " << t << " " << h;
+        EXPECT_PRED2(near, g.log_mu, r.log_mu) << b << " " << t << " " << h;
+        EXPECT_PRED2(near, g.eta, r.eta) << b << " " << t << " " << h;
+        clamped += m.value.mu_clamped;
+      }
+  EXPECT_GT(clamped, 0);  // the clamp at min_log_mu = -2 is exercised
 }
 
 }  // namespace
