@@ -1,8 +1,7 @@
-// Report section on the chunkwise algorithm's accuracy (DESIGN.md section 5,
-// [chunk_safety]): the emulated error map over (log_alpha, log_mu) from
-// run_chunk_map, the predictive rule's boundary (chunk_safe on a finer grid,
-// refined by bisection), and the rule over the parametrization's reachable
-// samples (analyze_chunk_safety), as `mdnstab chunk-safety` computes them.
+// Report section on the chunkwise algorithm's accuracy (DESIGN.md section 5, [chunk_safety]):
+// the emulated error map from run_chunk_map, the predictive rule's boundary (chunk_safe on a
+// finer grid, refined by bisection), and the rule over the parametrization's reachable samples
+// (analyze_chunk_safety), as `mdnstab chunk-safety` computes them.
 // Tested in tests/test_report_models.cpp and tests/report/check_numbers.py.
 #include <algorithm>
 #include <cmath>
