@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -508,6 +510,144 @@ TEST(Certify, BoxIsCertifiedAtItsVertices) {
   ASSERT_TRUE(v2.is_ok());
   EXPECT_EQ(v2.value.size(), 4u);
   EXPECT_DOUBLE_EQ(v2.value[0].log_alpha, -0.1);
+}
+
+// ---- tiny gates (regression: alpha below ~1e-105 failed in `constraint --range wide`) ----
+
+// gamma >= the closed-form floor rho(A_perp) = max(alpha, mu) (A_perp is
+// triangular), up to the 4 ulps of the engine's 2x2 norm; and gamma is the
+// norm its W factor proves, recomputed with Eigen's SVD of L A L^-1 (the
+// factor, not W: a nearly singular W rounds away its small eigenvalue). The
+// 1e-9 is the SVD's accuracy on these L, whose condition reaches ~1e6.
+void expect_valid(const Gates& g, const Certificate& c, const std::string& what) {
+  constexpr double kUlps = 4 * std::numeric_limits<double>::epsilon();
+  EXPECT_GE(c.upper_bound, std::max(g.alpha, g.mu) * (1 - kUlps)) << what;
+  EXPECT_LE(c.lower_bound, c.upper_bound) << what;
+  Matrix2d L, Li;
+  const double x = c.W_factor[0], y = c.W_factor[1];
+  L << 1, x, 0, y;
+  Li << 1, -x / y, 0, 1 / y;
+  double n = 0;
+  for (const Mat2& A : {a_par(g), a_perp(g)})
+    n = std::max(n, Eigen::JacobiSVD<Matrix2d>(L * eig2(A) * Li).singularValues()(0));
+  EXPECT_NEAR(n, c.upper_bound, 1e-9 * c.upper_bound) << what << " x=" << x << " y=" << y;
+}
+
+TEST(Certify, TinyAlphaMeetsTheClosedFormLimit) {
+  // p-scale "alpha": as alpha -> 0 both blocks tend to A0 = [[0, -beta mu], [0, mu]]
+  // (every entry of A_par - A_perp carries a factor alpha). A0 has distinct
+  // eigenvalues 0 and mu, so the W of its eigenbasis gives |A0|_W = mu, and the
+  // same W gives mu + O(alpha) for A_par, A_perp; gamma >= rho(A_perp) = mu.
+  // So gamma = mu (1 + O(alpha / mu)): to 1e-12 for alpha <= 1e-50 (the 1e-12
+  // covers the optimizer's rounding; the old code errored below ~1e-150 and
+  // returned gamma ~ 1e9 at 1e-160).
+  const double tiny[] = {1e-50, 1e-105, 1e-160, 1e-200, 1e-300, 1e-310, std::numeric_limits<double>::denorm_min(), 0.0};
+  const double params[][3] = {{0.5, 0.5, 1.0}, {0.9, 0.99, 1.9}, {1.0, 1.0, 2.0}, {0.3, 0.1354, 2.0}, {1e-77, 1.0, 3.6e-35}};
+  for (const auto& bme : params)
+    for (double a : tiny) {
+      const Gates g = lin(a, bme[0], bme[1], bme[2]);
+      const Certificate c = cert1(g);
+      const std::string what = "alpha=" + std::to_string(a) + " beta=" + std::to_string(bme[0]) +
+                               " mu=" + std::to_string(bme[1]);
+      EXPECT_NEAR(c.upper_bound, bme[1], 1e-12 * bme[1]) << what;
+      EXPECT_NEAR(c.lower_bound, bme[1], 1e-12 * bme[1]) << what;  // frozen keys already reach mu
+      expect_valid(g, c, what);
+      EXPECT_EQ(c.verdict, bme[1] < 1 ? Verdict::kCertified : Verdict::kUndecided) << what;
+    }
+}
+
+TEST(Certify, TinyEtaMeetsTheClosedFormLimit) {
+  // eta -> 0 (either p-scale): A_par -> A_perp = [[alpha, -beta mu], [0, mu]], with
+  // distinct eigenvalues alpha != mu here, so gamma -> max(alpha, mu) at rate
+  // O(eta) by the argument above: to 1e-12 for eta <= 1e-100.
+  const double tiny[] = {1e-100, 1e-160, 1e-300, 1e-320, 0.0};
+  const double params[][3] = {{0.5, 0.5, 0.9}, {0.9, 0.7, 0.2}, {1.0, 0.3, 0.999}};
+  for (PScale p : {PScale::kAlpha, PScale::kOne})
+    for (const auto& abm : params)
+      for (double e : tiny) {
+        const Gates g = lin(abm[0], abm[1], abm[2], e, p);
+        const Certificate c = cert1(g);
+        const double want = std::max(abm[0], abm[2]);
+        const std::string what = "eta=" + std::to_string(e) + " alpha=" + std::to_string(abm[0]);
+        EXPECT_NEAR(c.upper_bound, want, 1e-12 * want) << what;
+        expect_valid(g, c, what);
+      }
+}
+
+TEST(Certify, TinyMuMeetsTheGdnLimit) {
+  // mu -> 0 (alpha fixed): the blocks tend to those of mu = 0 (GDN) entry by
+  // entry (the mu terms are -beta mu and mu), and the mu = 0 certificate is
+  // attained at a well-conditioned W here, so gamma(mu) = gamma(0) + O(mu):
+  // to 1e-12 for mu <= 1e-100, subnormal mu included.
+  const double tiny[] = {1e-100, 1e-200, 1e-300, 1e-315};
+  for (PScale p : {PScale::kAlpha, PScale::kOne})
+    for (const auto& abe : {std::array{0.5, 0.5, 1.0}, std::array{0.95, 0.9, 1.9}}) {
+      const Certificate c0 = cert1(lin(abe[0], abe[1], 0.0, abe[2], p));
+      for (double m : tiny) {
+        const Gates g = lin(abe[0], abe[1], m, abe[2], p);
+        const Certificate c = cert1(g);
+        EXPECT_NEAR(c.upper_bound, c0.upper_bound, 1e-12 * c0.upper_bound) << "mu=" << m;
+        expect_valid(g, c, "mu=" + std::to_string(m));
+      }
+    }
+}
+
+TEST(Certify, TinyAlphaAndMuScaleLikeTheGates) {
+  // p-scale "alpha": A_par, A_perp and every key transition are linear in
+  // (alpha, mu) jointly, so gamma(s alpha, beta, s mu, eta) = s gamma(alpha, ...).
+  // The reference is the independent optimizer (grid + Nelder-Mead, Eigen SVD)
+  // on the unscaled gates, times s = 2^-k (exact); agreement to 1e-6 as in
+  // AgreesWithAnIndependentOptimizer. The tiny gates are made first (rounded
+  // where subnormal) and the reference from them scaled back exactly, so the
+  // law holds exactly; a subnormal gamma is known only to its grid (denorm_min).
+  // The old code returned gamma 18% below the truth at alpha = mu = 1e-100
+  // (the squares in |B|_2 underflowed): an invalid bound.
+  std::mt19937_64 rng(31);
+  std::uniform_real_distribution<double> U(0.05, 1);
+  const double dmin = std::numeric_limits<double>::denorm_min();
+  int compared = 0;
+  for (int i = 0; compared < 12 && i < 200; ++i) {
+    const double a0 = U(rng), b0 = U(rng), m0 = U(rng), e0 = 2 * U(rng);
+    const int k = std::array{200, 330, 600, 1000, 1040}[size_t(i) % 5];
+    const double a = std::ldexp(a0, -k), m = std::ldexp(m0, -k);
+    const Gates big = lin(std::ldexp(a, k), b0, std::ldexp(m, k), e0);
+    const Certificate cb = cert1(big, false);
+    if (cond_W(cb.W) > 1e4) continue;  // the independent search needs an attained optimum
+    const double ref = std::ldexp(independent_gamma(set_mats(std::span<const Gates>(&big, 1))), -k);
+    const Gates g = lin(a, b0, m, e0);
+    const Certificate c = cert1(g);
+    const std::string what = "k=" + std::to_string(k) + " i=" + std::to_string(i);
+    EXPECT_NEAR(c.upper_bound, ref, 1e-6 * ref + 2 * dmin) << what;
+    EXPECT_GE(c.upper_bound, c.lower_bound) << what;
+    // The witness is a true growth: it scales too, and stays below gamma.
+    const Certificate cw = cert1(big);
+    EXPECT_NEAR(c.lower_bound, std::ldexp(cw.lower_bound, -k), 1e-9 * std::ldexp(cw.lower_bound, -k) + 2 * dmin) << what;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 12);
+}
+
+TEST(Certify, GammaNeverBelowTheSpectralRadiusAtTheSaturatedEdge) {
+  // alpha, mu within 1e-6 of 1, beta and eta tiny: A_par, A_perp nearly equal and
+  // nearly a multiple of I, where |B|_2 from sqrt((F + sqrt(F^2 - 4 det^2)) / 2)
+  // loses half its digits. The old engine returned gamma up to 3.7e-9 below
+  // rho(A_perp) = max(alpha, mu) there (107 of 2000 `constraint --param mdn`
+  // samples; 24 certified with mu = 1). gamma >= max(alpha, mu) exactly, and
+  // gamma is within 1e-6 (rel_tol) of its dual lower bound.
+  std::mt19937_64 rng(32);
+  std::uniform_real_distribution<double> U(0, 1);
+  for (int i = 0; i < 3000; ++i) {
+    const double a = i % 7 == 0 ? 1.0 : 1 - 1e-6 * U(rng) * std::pow(10.0, -8 * U(rng));
+    const double m = i % 5 == 0 ? 1.0 : 1 - 1e-6 * U(rng) * std::pow(10.0, -8 * U(rng));
+    const double b = std::pow(10.0, -60 * U(rng)), e = i % 2 ? 2.0 * U(rng) : std::pow(10.0, -30 * U(rng));
+    const Gates g = lin(a, b, m, e);
+    const Certificate c = cert1(g, false);
+    expect_valid(g, c, std::to_string(i));
+    EXPECT_LE(c.upper_bound, c.gamma_dual * (1 + 1e-6)) << i << " a=" << a << " b=" << b << " m=" << m << " e=" << e;
+    if (std::max(a, m) == 1.0) {
+      EXPECT_NE(c.verdict, Verdict::kCertified) << i;
+    }
+  }
 }
 
 TEST(Certify, BadInputIsRefusedAndNamed) {

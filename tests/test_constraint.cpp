@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "mdnstab/constraint.hpp"
@@ -74,6 +75,30 @@ TEST(Constraint, GdnIsCertifiedEverywhereSampled) {
   EXPECT_TRUE(r.value.counterexamples.empty());
   EXPECT_EQ(r.value.reachable.mu.hi, 0.0);
   EXPECT_GT(r.value.inside_margin.total(), 1000);
+}
+
+TEST(Constraint, WideMdnSamplesWithTinyAlphaAreCertifiedTightly) {
+  // Regression: the wide box reaches alpha down to ~1e-300 (and eta * alpha far
+  // below), where certify() failed ("not finite", or gamma above what W = I
+  // proves): 28 of these 2000 samples. Now none fails, and where alpha < 1e-100
+  // gamma is the closed-form limit mu (alpha -> 0 makes both blocks
+  // [[0, -beta mu], [0, mu]], of spectral radius mu; see test_certify.cpp);
+  // no gamma lies below rho(A_perp) = max(alpha, mu) (4 ulps of rounding).
+  std::vector<CheckedGate> keep;
+  auto r = analyze_parametrization(Parametrization::kMdn, ParamConfig{}, options(2000, SampleRange::kWide), &keep);
+  ASSERT_TRUE(r.is_ok()) << r.status.message;
+  EXPECT_EQ(r.value.all.failed, 0) << r.value.first_failure;
+  int tiny = 0;
+  for (const CheckedGate& c : keep) {
+    const Gates& g = c.sample.mapped.gates;
+    ASSERT_TRUE(c.status.is_ok()) << c.status.message;
+    EXPECT_GE(c.cert.upper_bound, std::max(g.alpha, g.mu) * (1 - 4 * std::numeric_limits<double>::epsilon()));
+    if (g.alpha < 1e-100) {
+      ++tiny;
+      EXPECT_NEAR(c.cert.upper_bound, g.mu, 1e-12 * g.mu) << "alpha=" << g.alpha << " eta=" << g.eta;
+    }
+  }
+  EXPECT_GE(tiny, 20);  // the regime is really sampled
 }
 
 TEST(Constraint, MdnReachesRefutedGatesThatReallyGrow) {

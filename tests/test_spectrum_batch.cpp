@@ -209,6 +209,45 @@ TEST(SpectrumBatch, VectorLevelsAgreeWithTheReference) {
       }
 }
 
+TEST(SpectrumBatch, WithoutDynamicsTheOtherColumnsAreUnchanged) {
+  // dynamics = false skips the damping ratio, natural frequency and half-life (NaN);
+  // every other column must be what the full computation gives, bit for bit, in the
+  // reference and at every vector width.
+  std::vector<SimdLevel> levels = vector_levels();
+  levels.push_back(SimdLevel::kNone);
+  for (PScale p : {PScale::kAlpha, PScale::kOne})
+    for (bool peak : {true, false}) {
+      const GateSet s = test_gates(p, true, 29, peak);
+      const GateBatch g = s.batch(p);
+      for (int path = -1; path < int(levels.size()); ++path) {
+        SpectrumBatch full(g.n), part(g.n);
+        const SpectrumOptions with{peak, true}, without{peak, false};
+        if (path < 0) {
+          analyze_frozen_batch_ref(g, with, full);
+          analyze_frozen_batch_ref(g, without, part);
+        } else {
+          analyze_frozen_batch(g, with, levels[size_t(path)], full);
+          analyze_frozen_batch(g, without, levels[size_t(path)], part);
+        }
+        const std::string where = path < 0 ? "reference" : std::string(to_string(levels[size_t(path)]));
+        long bad = 0;
+        for (int blk = 0; blk < 2; ++blk)
+          for (int k = 0; k < 11; ++k) {
+            const double *a = col(blk ? part.perp : part.par, k), *b = col(blk ? full.perp : full.par, k);
+            const bool dyn = k >= 7 && k <= 9;
+            for (long i = 0; i < g.n; ++i)
+              if (!(dyn ? std::isnan(a[i]) : same_bits(a[i], b[i])) && bad++ < 3)
+                ADD_FAILURE() << where << (blk ? " perp " : " par ") << kColNames[k] << " at " << i << ": " << a[i]
+                              << " vs " << b[i];
+          }
+        EXPECT_EQ(bad, 0) << where;
+        for (long i = 0; i < g.n; ++i) ASSERT_TRUE(same_bits(part.frozen_rho[i], full.frozen_rho[i])) << where;
+        EXPECT_EQ(part.n_complex, full.n_complex) << where;
+        EXPECT_EQ(part.n_negative, full.n_negative) << where;
+      }
+    }
+}
+
 TEST(SpectrumBatch, FrozenStableAtRhoOneBySomeUlps) {
   // Complex pairs with alpha * mu within a few ulps of 1: libmvec's exp could round
   // rho across 1; the fast path must say what the reference says.

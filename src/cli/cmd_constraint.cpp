@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "app.hpp"
+#include "certificate_json.hpp"
 #include "mdnstab/atomic_file.hpp"
 #include "mdnstab/constraint.hpp"
 
@@ -75,17 +76,6 @@ json fractions_json(const VerdictCounts& c) {
 
 std::string pct(const VerdictCounts& c, long k) { return fmt::format("{:.3f}%", 100 * c.fraction(k)); }
 
-json witness_json(const Witness& w) {
-  json keys = json::array();
-  for (const auto& k : w.keys) keys.push_back({k[0], k[1]});
-  return {{"kind", to_string(w.kind)}, {"family", w.family}, {"growth", number_or_null(w.growth)},
-          {"angle", w.angle},          {"period", w.period}, {"keys", keys},
-          {"gate_index", w.gate_index},
-          {"replay", "step t = 0, 1, ...: unit key in the plane of two orthonormal key directions e1, e2 "
-                     "(rotation: k_t = cos(t*angle) e1 + sin(t*angle) e2; switching: k_t = keys[t % period]); "
-                     "v = 0"}};
-}
-
 std::string witness_text(const Witness& w) {
   if (w.kind == Witness::Kind::kRotation)
     return fmt::format("keys rotating by {:.9g} rad per step in a plane", w.angle);
@@ -95,16 +85,6 @@ std::string witness_text(const Witness& w) {
     return fmt::format("keys repeating every {} steps:{}", w.period, keys);
   }
   return "none";
-}
-
-json certificate_json(const Certificate& c) {
-  return {{"upper_bound", number_or_null(c.upper_bound)},
-          {"W", {c.W[0], c.W[1], c.W[2]}},
-          {"lower_bound", number_or_null(c.lower_bound)},
-          {"witness", witness_json(c.witness)},
-          {"verdict", to_string(c.verdict)},
-          {"frozen_spectral_radius", c.frozen_spectral_radius},
-          {"set_size", c.gates}};
 }
 
 json check_json(const CheckedGate& c, std::optional<Parametrization> p) {
@@ -128,7 +108,7 @@ json check_json(const CheckedGate& c, std::optional<Parametrization> p) {
     j["error"] = c.status.message;
     return j;
   }
-  j.update(certificate_json(c.cert));
+  j.update(certificate_json(c.cert, std::span(&c.sample.mapped.gates, 1)));
   j["replayed_growth"] = number_or_null(c.replayed_growth);
   return j;
 }
@@ -399,7 +379,8 @@ int run_dump(const ConstraintCliOptions& o, const ConstraintOptions& copt, PScal
         j["h"] = t.h;
         flagged.push_back(j);
       }
-      json set = h.set_status.is_ok() ? certificate_json(h.set_cert) : json{{"error", h.set_status.message}};
+      // The head's distinct gates are not kept: the witness names rows by index only.
+      json set = h.set_status.is_ok() ? certificate_json(h.set_cert, {}) : json{{"error", h.set_status.message}};
       heads.push_back({{"head", h.head},
                        {"tokens", h.tokens},
                        {"distinct_gates", h.distinct},

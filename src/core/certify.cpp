@@ -3,6 +3,8 @@
 // verdict; plus gate boxes. Tested in tests/test_certify.cpp.
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numbers>
 #include <string>
 
 #include <fmt/format.h>
@@ -52,6 +54,40 @@ Status check_set(std::span<const Gates> gate_set) {
 
 }  // namespace
 
+namespace detail {
+
+ScaledGates scale_gates(std::span<const Gates> gate_set) {
+  // The largest gate the entries are proportional to: |entries| <= 2 * m.
+  double m = 0;
+  for (const Gates& g : gate_set) {
+    m = std::max({m, g.alpha, g.mu});
+    if (g.p_scale == PScale::kOne) m = std::max(m, g.eta);
+  }
+  ScaledGates s;
+  s.gates.assign(gate_set.begin(), gate_set.end());
+  if (!(m > 0)) return s;  // every matrix is zero: nothing to scale
+  s.shift = -std::ilogb(m);  // m * 2^shift in [1, 2)
+  if (s.shift <= 0) return s;  // m >= 1 already (shift 0) or eta up to 2 (p-scale one): keep the gates bit for bit
+  for (Gates& g : s.gates) {
+    // ldexp is exact here: the results are normal doubles, at most 2.
+    g.alpha = std::ldexp(g.alpha, s.shift);
+    g.mu = std::ldexp(g.mu, s.shift);
+    if (g.p_scale == PScale::kOne) g.eta = std::ldexp(g.eta, s.shift);
+    g.log_alpha += s.shift * std::numbers::ln2;  // kept consistent, not used by the engine
+    g.log_mu += s.shift * std::numbers::ln2;
+  }
+  return s;
+}
+
+double unscale(double v, int shift, bool round_up) {
+  if (shift == 0 || !std::isfinite(v) || v == 0) return v;
+  const double r = std::ldexp(v, -shift);
+  if (std::ldexp(r, shift) == v) return r;  // exact
+  return std::nextafter(r, round_up ? std::numeric_limits<double>::infinity() : 0.0);
+}
+
+}  // namespace detail
+
 Result<double> quadratic_bound(std::span<const Gates> gate_set, const std::array<double, 3>& W) {
   if (Status s = check_set(gate_set); !s.is_ok()) return s;
   const double w11 = W[0], w12 = W[1], w22 = W[2];
@@ -62,14 +98,15 @@ Result<double> quadratic_bound(std::span<const Gates> gate_set, const std::array
   // W = L^T L with L = sqrt(w11) [[1, x], [0, y]].
   const double x = w12 / w11, y = std::sqrt(w22 / w11 - x * x);
   double gamma = 0;
-  for (const Gates& g : gate_set)
+  const detail::ScaledGates sg = detail::scale_gates(gate_set);
+  for (const Gates& g : sg.gates)
     for (const Mat2& A : {a_par(g), a_perp(g)}) {
       const double b11 = A.a + x * A.c;
       const Mat2 B{b11, (A.b + x * A.d - x * b11) / y, y * A.c, A.d - x * A.c};
-      gamma = std::max(gamma, norm2(B));
+      gamma = std::max(gamma, detail::norm2_accurate(B));
     }
   if (!std::isfinite(gamma)) return error(Code::kNumericalIssue, "the norm at W is not finite");
-  return gamma;
+  return detail::unscale(gamma, sg.shift, true);
 }
 
 Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOptions& opt) {
@@ -79,18 +116,22 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   Certificate c;
   c.gates = int(gate_set.size());
   c.single_gate = gate_set.size() == 1;
-  for (const Gates& g : gate_set)
-    c.frozen_spectral_radius = std::max(
-        {c.frozen_spectral_radius, detail::spectral_radius2(a_par(g)), detail::spectral_radius2(a_perp(g))});
+  // Everything below runs on gates scaled by 2^shift (scale_gates); the
+  // bounds are scaled back at the end, rounded outward.
+  const detail::ScaledGates sg = detail::scale_gates(gate_set);
+  const int shift = sg.shift;
+  double frozen = 0;
+  for (const Gates& g : sg.gates)
+    frozen = std::max({frozen, detail::spectral_radius2(a_par(g)), detail::spectral_radius2(a_perp(g))});
 
   std::vector<Mat2> mats;
   mats.reserve(2 * gate_set.size());
-  for (const Gates& g : gate_set) {
+  for (const Gates& g : sg.gates) {
     mats.push_back(a_par(g));
     mats.push_back(a_perp(g));
   }
   detail::UpperBound ub = c.single_gate ? detail::upper_bound_pair(mats[0], mats[1]) : detail::upper_bound_set(mats);
-  if (c.single_gate && ub.gamma > std::max(ub.gamma_dual, c.frozen_spectral_radius) * (1 + opt.rel_tol)) {
+  if (c.single_gate && ub.gamma > std::max(ub.gamma_dual, frozen) * (1 + opt.rel_tol)) {
     // The dual does not prove the tolerance: try the general algorithm too and
     // keep the better bound (and the better dual; both are valid).
     const detail::UpperBound alt = detail::upper_bound_set(mats);
@@ -99,25 +140,31 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
     ub.gamma_dual = dual;
   }
   if (!std::isfinite(ub.gamma)) return error(Code::kNumericalIssue, "the quadratic bound is not finite");
-  c.upper_bound = ub.gamma;
+  c.frozen_spectral_radius = detail::unscale(frozen, shift, false);
+  c.upper_bound = detail::unscale(ub.gamma, shift, true);
   c.W = ub.W;
   c.W_factor = ub.factor;
   c.active_gate = ub.active >= 0 ? ub.active / 2 : -1;
   // Every lower bound on the JSR is one on the optimal gamma too.
-  c.gamma_dual = std::max(ub.gamma_dual, c.frozen_spectral_radius);
+  double dual = std::max(ub.gamma_dual, frozen);
 
+  double lower;
   if (opt.lower_bound) {
     const int hint[1] = {c.active_gate};
-    c.witness = detail::search_witness(gate_set, opt, hint, c.upper_bound);
+    c.witness = detail::search_witness(sg.gates, opt, hint, ub.gamma);
     if (!std::isfinite(c.witness.growth)) return error(Code::kNumericalIssue, "the witness growth is not finite");
-    c.lower_bound = c.witness.growth;
-    c.gamma_dual = std::max(c.gamma_dual, c.lower_bound);
+    lower = c.witness.growth;
+    c.witness.growth = detail::unscale(lower, shift, false);
   } else {
-    c.lower_bound = c.frozen_spectral_radius;  // the frozen keys are a witness too
+    lower = frozen;  // the frozen keys are a witness too
   }
+  // lower <= gamma in exact arithmetic; see Certificate::lower_bound.
+  if (lower > ub.gamma && lower <= ub.gamma * (1 + kWitnessRoundoff)) lower = ub.gamma;
+  dual = std::max(dual, lower);
+  c.lower_bound = detail::unscale(lower, shift, false);
   // The optimal gamma is at least the JSR >= lower bound; rounding can put the
   // computed bounds in the wrong order by an ulp or so, never more.
-  c.gamma_dual = std::min(c.gamma_dual, c.upper_bound);
+  c.gamma_dual = std::min(detail::unscale(dual, shift, false), c.upper_bound);
   c.verdict = verdict_of(c.upper_bound, c.lower_bound);
   return c;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <span>
 #include <vector>
 
@@ -11,6 +12,22 @@
 #include "mdnstab/linearization.hpp"
 
 namespace mdnstab::detail {
+
+// A_par, A_perp and every key transition are homogeneous of degree 1 in
+// (alpha, mu) for p-scale "alpha" and in (alpha, mu, eta) for "one" (beta
+// fixed), so gamma, the dual bound and every growth rate scale by the same
+// factor. The engine works on gates scaled by an exact power of two that puts
+// the largest entry near 1: for tiny alpha and mu (down to subnormal) the
+// squares it forms (|B|_F^2, det^2) would otherwise underflow and the norms
+// come out too small, i.e. invalid bounds.
+struct ScaledGates {
+  std::vector<Gates> gates;  // A(gates[i]) = 2^-shift A(original[i])
+  int shift = 0;
+};
+ScaledGates scale_gates(std::span<const Gates> gate_set);
+// v computed on scaled gates, back in original units: rounded up for an upper
+// bound, down for a lower bound (ldexp is exact unless the result is subnormal).
+double unscale(double v, int shift, bool round_up);
 
 // The optimum of min_W max_i |W^1/2 A_i W^-1/2|_2 over the matrices A_i.
 struct UpperBound {
@@ -26,6 +43,22 @@ struct UpperBound {
 UpperBound upper_bound_pair(const Mat2& par, const Mat2& perp);
 // Any set of matrices (dets may differ).
 UpperBound upper_bound_set(std::span<const Mat2> mats);
+
+// |A|_2 of a 2x2 matrix from sigma_1 = (|(a + d, b - c)| + |(a - d, b + c)|) / 2:
+// a sum of two non-negative terms, accurate to a few ulps. The usual
+// sqrt((F + sqrt(F^2 - 4 det^2)) / 2) (norm2 of linearization.hpp) loses half
+// the digits where the two singular values nearly meet (F ~ 2|det|, e.g.
+// alpha ~ mu ~ 1 with a near-singular W), and there it can come out below the
+// spectral radius by ~1e-9: an invalid gamma. Every bound the engine reports
+// goes through this one.
+inline double norm2_accurate(const Mat2& A) {
+  const double p = A.a + A.d, q = A.b - A.c, r = A.a - A.d, s = A.b + A.c;
+  const double n = 0.5 * (std::sqrt(p * p + q * q) + std::sqrt(r * r + s * s));
+  // hypot only where the squares leave the double range (entries beyond ~1e150
+  // or all below ~1e-150; the engine's matrices are scaled to entries near 1).
+  if (n < 1e150 && n > 1e-140) return n;
+  return 0.5 * (std::hypot(p, q) + std::hypot(r, s));
+}
 
 // Spectral radius of a 2x2 matrix (closed form).
 double spectral_radius2(const Mat2& m);

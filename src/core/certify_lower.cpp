@@ -301,10 +301,15 @@ std::array<double, 16> transition4(const Gates& g, double kc, double ks) {
 
 double rotation_growth(const Gates& g, double angle) {
   const double c = std::cos(angle), s = std::sin(angle);
-  return rot_rho(rot_coef(g), c, s * s);
+  const detail::ScaledGates sg = detail::scale_gates(std::span(&g, 1));  // tiny gates: no underflow
+  return detail::unscale(rot_rho(rot_coef(sg.gates[0]), c, s * s), sg.shift, false);
 }
 
-Result<double> witness_growth(std::span<const Gates> gates, const Witness& w) {
+Result<double> witness_growth(std::span<const Gates> gate_set, const Witness& w) {
+  // On scaled gates (the growth is homogeneous in them), so that products of
+  // tiny gates do not underflow.
+  const detail::ScaledGates sg = detail::scale_gates(gate_set);
+  const std::span<const Gates> gates = sg.gates;
   const int n = int(gates.size());
   for (int gi : w.gate_index)
     if (gi < 0 || gi >= n) return error(Code::kInvalidArgument, "witness gate index out of range");
@@ -333,7 +338,7 @@ Result<double> witness_growth(std::span<const Gates> gates, const Witness& w) {
   }
   const double r = spectral_radius4(prod);
   if (!std::isfinite(r)) return error(Code::kNumericalIssue, "witness product has no finite spectral radius");
-  return std::pow(r, 1.0 / L);
+  return detail::unscale(std::pow(r, 1.0 / L), sg.shift, false);
 }
 
 namespace detail {

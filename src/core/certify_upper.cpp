@@ -12,6 +12,13 @@
 // quasi-convex there: min over u at fixed x is a 1-D quasi-convex problem, and
 // its value G(x) (a partial minimum) is quasi-convex in x. Both levels are
 // solved by bracketing searches that need no smoothness.
+// Extreme gates: the caller scales the matrices (scale_gates, exact powers of
+// two) so that their largest entry is near 1; a tiny c (alpha * eta, or eta)
+// makes the outer bracket ~1/|c| wide and G flat on most of it, so the outer
+// search starts from closed-form candidates and searches in a log-like
+// variable (outer_min). Candidates and the returned gamma use an accurate
+// 2x2 norm (norm2_accurate): the t-based one loses half its digits where the
+// singular values meet.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -33,16 +40,29 @@ constexpr int kOuterIters = 64;
 // Bisection steps on v = log u: from a bracket of a few units to ~1e-12.
 constexpr int kInnerIters = 48;
 constexpr double kVCap = 600;  // |log u| <= 600 keeps c^2 u and P^2/u finite
+// |x| <= kXCap: beyond it the normalized W = [1, x, x^2 + u] / (x^2 + u) has
+// w11 < 1e-300, at the end of the double range. The matrices are scaled
+// (scale_gates) so that their largest entry is near 1; a bracket reaching past
+// the cap comes from a tiny c (= eta * rho_p), where G is flat over |x| << 1/|c|.
+constexpr double kXCap = 1e150;
+// Ties between outer candidates within this relative amount go to the better
+// conditioned W: far below rel_tol and kVerdictRoundoff, so nothing visible is
+// traded, but a flat G (tiny c) no longer ends at an ill-conditioned W.
+constexpr double kTie = 1e-13;
 
 struct Coef {
   double base, c2, q;  // t(u) = base + c2 u + q / u
+  double cabs, pabs;   // |c|, |P|: c2 and q without squaring (no underflow)
 };
 
 inline Coef coef_at(const Mat2& A, double x) {
   const double b11 = A.a + x * A.c, b22 = A.d - x * A.c;
   const double p = A.b + x * A.d - x * b11;
-  return {b11 * b11 + b22 * b22, A.c * A.c, p * p};
+  return {b11 * b11 + b22 * b22, A.c * A.c, p * p, std::abs(A.c), std::abs(p)};
 }
+
+// An objective value that overflowed (or 0 * inf) counts as no good.
+inline double finite_or_inf(double v) { return v == v && v < kInf ? v : kInf; }
 
 inline Mat2 transformed(const Mat2& A, double x, double y) {
   const double b11 = A.a + x * A.c;
@@ -95,23 +115,111 @@ inline double pair_inner(const Mat2& P, const Mat2& Q, double x, double& u_out) 
     u_out = NAN;
     return NAN;
   }
-  const double us = std::sqrt(p.q / p.c2);
-  const double tp = p.base + 2 * std::sqrt(p.c2 * p.q);
+  // u* = |P|/|c| and t_par(u*) = base + 2|c||P|, from the unsquared factors:
+  // for a tiny c (tiny alpha or eta) c^2 and P^2 underflow while u* is O(1).
+  const double us = p.pabs / p.cabs;
+  const double tp = p.base + 2 * p.cabs * p.pabs;
   const double tq = us > 0 ? q.base + q.q / us : kInf;
   if (tp >= tq) {
     u_out = us;
-    return tp;
+    return finite_or_inf(tp);
   }
   const double D = p.base - q.base, K = p.q - q.q;
   const double disc = std::sqrt(std::max(0.0, D * D - 4 * p.c2 * K));
   double u = D >= 0 ? (D + disc > 0 ? -2 * K / (D + disc) : 0.0) : (-D + disc) / (2 * p.c2);
   if (!(u > 0)) {
-    // Both P are zero here: t_par -> base_par >= t_perp as u -> 0.
-    u_out = std::numeric_limits<double>::min();
-    return std::max(p.base, q.base);
+    // Both P are zero here: t_par = base_par + c^2 u >= t_perp, least as u -> 0;
+    // any u with c^2 u below the rounding of base_par is as good and keeps W
+    // well conditioned (u = 1 where c^2 underflowed, e.g. a tiny eta).
+    const double ucap = p.c2 > 0 ? 1e-17 * p.base / p.c2 : 1.0;
+    u_out = ucap > 0 ? std::min(1.0, ucap) : std::numeric_limits<double>::min();
+    return std::max(p.base + p.c2 * u_out, q.base);
+  }
+  if (!(u < kInf)) {
+    // c^2 underflowed (c tiny) and base_par < base_perp: t_perp decreases to
+    // base_perp as u grows, with t_par below it; the infimum is not attained.
+    u_out = std::exp(kVCap);
+    return finite_or_inf(std::max(p.base + p.c2 * u_out + p.q / u_out, q.base + q.q / u_out));
   }
   u_out = u;
-  return std::max(p.base + p.c2 * u + p.q / u, q.base + q.q / u);
+  return finite_or_inf(std::max(p.base + p.c2 * u + p.q / u, q.base + q.q / u));
+}
+
+// log of the condition number of W = [[1, x], [x, x^2 + u]] (det u), up to a
+// constant: the tie-break between outer points of equal value.
+inline double log_cond_w(double x, double u) {
+  if (!(u > 0) || !(u < kInf)) return kInf;
+  return 2 * std::log1p(x * x + u) - std::log(u);
+}
+
+// Real roots of P(x) = b + x (d - a) - c x^2 (c != 0), where B = L A L^-1 is
+// lower triangular (L maps an eigenvector of A^T to e1): natural outer
+// candidates; the small root stays O(1) when c is tiny. Stable formulas.
+inline int p_roots(const Mat2& A, double r[2]) {
+  const double m = A.d - A.a;
+  const double disc = m * m + 4 * A.b * A.c;
+  if (!(A.c != 0.0) || !(disc >= 0)) return 0;
+  const double q = 0.5 * (m + std::copysign(std::sqrt(disc), m));  // c x^2 - m x - b = 0
+  int n = 0;
+  if (q != 0) r[n++] = -A.b / q;
+  r[n++] = q / A.c;
+  return n;
+}
+
+// The outer minimization of a quasi-convex G(x) over [lo, hi], which holds a
+// minimizer. `fast(x, u)` and `exact(x, u)` both return G at x with the inner
+// optimum u; `exact` recomputes the norms at (x, u) accurately (norm2_accurate)
+// and decides between points, `fast` drives the golden section.
+// Candidates (closed-form points such as x0 and the roots above) are tried
+// first; the best one (ties within kTie to the better conditioned W) is kept
+// unless the search beats it. Where the bracket is huge next to the best
+// candidate (a tiny c: width up to 1e150 around a minimizer at x ~ 1), the
+// golden section runs in z, x = xc + sigma sinh(z): fine steps near xc,
+// geometric ones far from it (a monotone change of variable keeps G
+// quasi-convex); otherwise it runs on x as is. Returns (x, u).
+template <class F, class E>
+std::pair<double, double> outer_min(F&& fast, E&& exact, double lo, double hi, std::initializer_list<double> cands,
+                                    bool search = true) {
+  lo = std::clamp(lo, -kXCap, kXCap), hi = std::clamp(hi, -kXCap, kXCap);
+  if (!(lo <= hi)) lo = hi = 0;  // NaN bracket (cannot happen with finite entries)
+  double xc = 0, uc = 1, gc = kInf, cc = kInf;
+  bool have = false;
+  auto consider = [&](double x, double u, double g) {
+    g = finite_or_inf(g);
+    const double cond = log_cond_w(x, u);
+    if (!have || g < gc * (1 - kTie) || (g <= gc * (1 + kTie) && cond < cc)) xc = x, uc = u, gc = g, cc = cond, have = true;
+  };
+  for (double x : cands) {
+    if (!(x == x)) continue;
+    x = std::clamp(x, lo, hi);
+    double u;
+    const double g = exact(x, u);
+    consider(x, u, g);
+  }
+  if (!have) {
+    double u;
+    const double x = std::clamp(0.0, lo, hi);
+    const double g = exact(x, u);
+    consider(x, u, g);
+  }
+  const double reach = std::max(hi - xc, xc - lo);
+  if (!search || !(reach > 0)) return {xc, uc};
+  double u, gb, xb;
+  const double scale = xc != 0 ? std::min(std::abs(xc), reach) : reach;
+  if (reach <= 0x1p20 * scale) {
+    xb = golden_min([&](double x) { return finite_or_inf(fast(x, u)); }, lo, hi, kOuterIters, gb);
+  } else {
+    const double sigma = scale / 64;
+    const double zlo = -std::asinh((xc - lo) / sigma), zhi = std::asinh((hi - xc) / sigma);
+    auto x_of = [&](double z) { return std::clamp(xc + sigma * std::sinh(z), lo, hi); };
+    // Enough steps that the z bracket shrinks to ~1e-12 of a width-16 one.
+    const double width = zhi - zlo;
+    const int iters = kOuterIters + (width > 16 ? int(std::ceil(std::log(width / 16) / std::log(1 / kInvPhi))) : 0);
+    xb = x_of(golden_min([&](double z) { return finite_or_inf(fast(x_of(z), u)); }, zlo, zhi, iters, gb));
+  }
+  const double g = exact(xb, u);
+  consider(xb, u, g);
+  return {xc, uc};
 }
 
 // Symmetric 2x2 as (s11, s12, s22).
@@ -154,7 +262,7 @@ double dual_bound(std::span<const Mat2> B, double gamma) {
   const double g2 = gamma * gamma;
   const double keep = gamma * (1 - 1e-4);
   for (const Mat2& b : B) {
-    const double s1 = norm2(b);
+    const double s1 = norm2_accurate(b);
     if (!(s1 >= keep) || s1 == 0) continue;
     const double s2 = std::abs(b.det()) / s1;
     // Right singular vectors: eigenvectors of B^T B.
@@ -220,7 +328,7 @@ UpperBound finish(std::span<const Mat2> mats, double x, double u) {
   std::vector<Mat2> B(mats.size());
   for (size_t i = 0; i < mats.size(); ++i) {
     B[i] = transformed(mats[i], x, y);
-    const double n = norm2(B[i]);
+    const double n = norm2_accurate(B[i]);
     if (!(n <= ub.gamma)) ub.gamma = n, ub.active = int(i);
   }
   // W = [[1, x], [x, x^2 + u]], scaled so that its larger diagonal entry is 1.
@@ -242,20 +350,32 @@ double spectral_radius2(const Mat2& m) {
 UpperBound upper_bound_pair(const Mat2& P, const Mat2& Q) {
   const Mat2 pq[2] = {P, Q};
   if (P.c == 0.0 || Q.c != 0.0) return upper_bound_set(pq);
-  const double c2 = P.c * P.c;
-  const double x0 = (P.d - P.a) / (2 * P.c);
+  const double x0 = std::clamp((P.d - P.a) / (2 * P.c), -kXCap, kXCap);
   const double m0 = 0.5 * (P.a + P.d) * (P.a + P.d);
   double u0;
   const double g0 = pair_inner(P, Q, x0, u0);
   // G(x) >= t_par(x, u) >= base_par(x) = m0 + 2 c^2 (x - x0)^2: the optimum
-  // lies where that is <= G(x0).
-  const double r = std::sqrt(std::max(0.0, g0 - m0) / (2 * c2)) * (1 + 1e-9) + 1e-300;
-  double gb, ub_u;
-  const double xb = golden_min([&](double x) { return pair_inner(P, Q, x, ub_u); }, x0 - r, x0 + r, kOuterIters, gb);
-  double u;
-  double gx = pair_inner(P, Q, xb, u);
-  double x = xb;
-  if (g0 <= gx) x = x0, u = u0;
+  // lies where that is <= G(x0). For a tiny c the bracket is huge (clamped to
+  // kXCap) and G nearly flat on it; outer_min searches it from the candidates.
+  const double r = std::sqrt(std::max(0.0, g0 - m0) / 2) / std::abs(P.c) * (1 + 1e-9) + 1e-300;
+  double roots[2];
+  const int nr = p_roots(P, roots);
+  // Q's own shear (B_perp diagonal) when A_perp is not a multiple of I.
+  const double xq = Q.a != Q.d ? Q.b / (Q.a - Q.d) : x0;
+  // Points are compared by the accurate max |B|_2^2 at (x, u*(x)), not by t:
+  // near a double singular value sigma_1 moves like sqrt(t - 2|det|), so t's
+  // rounding would pick points whose norm it underestimates.
+  const double ad = std::abs(P.det());
+  auto fast = [&](double xx, double& uu) { return sigma1_sq(pair_inner(P, Q, xx, uu), ad); };
+  auto exact = [&](double xx, double& uu) {
+    const double t = pair_inner(P, Q, xx, uu);
+    if (!(t < kInf) || !(uu > 0) || !(uu < kInf)) return kInf;
+    const double y = std::sqrt(uu);
+    const double n = std::max(norm2_accurate(transformed(P, xx, y)), norm2_accurate(transformed(Q, xx, y)));
+    return n * n;
+  };
+  const auto [x, u] = outer_min(fast, exact, x0 - r, x0 + r,
+                                {x0, nr > 0 ? roots[0] : x0, nr > 1 ? roots[1] : x0, xq});
   return finish(pq, x, u);
 }
 
@@ -288,7 +408,7 @@ struct SetInner {
     double v0 = 0;
     int n0 = 0;
     for (const Coef& k : co)
-      if (k.c2 > 0 && k.q > 0) v0 += 0.5 * std::log(k.q / k.c2), ++n0;
+      if (k.cabs > 0 && k.pabs > 0) v0 += std::log(k.pabs) - std::log(k.cabs), ++n0;  // log(|P|/|c|), no underflow
     v0 = n0 ? std::clamp(v0 / n0, -kVCap, kVCap) : 0.0;
     double fbest = kInf, vbest = v0;
     auto f = [&](double v, int* sl) {
@@ -336,30 +456,46 @@ std::pair<double, double> solve_set(std::span<const Mat2> mats) {
   int istar = -1;
   for (size_t i = 0; i < mats.size(); ++i)
     if (mats[i].c != 0.0 && (istar < 0 || std::abs(mats[i].c) > std::abs(mats[istar].c))) istar = int(i);
-  double v;
+  auto eval = [&](double x, double& u) {
+    double v;
+    const double g = in.solve(x, v);
+    u = std::exp(v);
+    return g;
+  };
+  auto exact = [&](double x, double& u) {
+    eval(x, u);
+    if (!(u > 0) || !(u < kInf)) return kInf;
+    double n = 0;
+    for (const Mat2& A : mats) n = std::max(n, norm2_accurate(transformed(A, x, std::sqrt(u))));
+    return n * n;
+  };
   if (istar < 0) {
     // Every matrix upper triangular: the infimum max |diagonal| is approached as
-    // the m coordinate is weighted ever more (u -> infinity), at any x.
-    in.solve(0.0, v);
-    return {0.0, std::exp(v)};
+    // the m coordinate is weighted ever more (u -> infinity), at any x; where
+    // one shear x = b / (a - d) zeroes every B's corner (e.g. alpha = 0: A_par =
+    // A_perp), any u attains it: try those x too, keeping the better conditioned W.
+    double xs[3] = {0.0, 0.0, 0.0};
+    int k = 0;
+    for (size_t i = 0; i < mats.size() && k < 2; ++i)
+      if (mats[i].a != mats[i].d) xs[++k] = mats[i].b / (mats[i].a - mats[i].d);
+    // G is the same at every x (the infimum is max |diagonal|): candidates only.
+    return outer_min(eval, exact, -kXCap, kXCap, {xs[0], xs[1], xs[2]}, false);
   }
   const Mat2& P = mats[istar];
-  const double c2 = P.c * P.c;
-  const double x0 = (P.d - P.a) / (2 * P.c);
+  const double x0 = std::clamp((P.d - P.a) / (2 * P.c), -kXCap, kXCap);
   const double m0 = 0.5 * (P.a + P.d) * (P.a + P.d);
-  double v0;
-  const double g0 = in.solve(x0, v0);
+  double u0;
+  const double g0 = eval(x0, u0);
   const double ad = in.absdet[istar];
   const double tmax = g0 > 0 ? g0 + ad * ad / g0 : 0.0;  // t of term istar when its sigma_1^2 = g0
-  const double r = std::sqrt(std::max(0.0, tmax - m0) / (2 * c2)) * (1 + 1e-9) + 1e-300;
-  double gb;
-  const double xb = golden_min([&](double x) { return in.solve(x, v); }, x0 - r, x0 + r, kOuterIters, gb);
-  if (g0 <= gb) return {x0, std::exp(v0)};
-  in.solve(xb, v);
-  return {xb, std::exp(v)};
+  // |c| outside the square root: c^2 underflows for a tiny c (huge bracket, clamped).
+  const double r = std::sqrt(std::max(0.0, tmax - m0) / 2) / std::abs(P.c) * (1 + 1e-9) + 1e-300;
+  double roots[2];
+  const int nr = p_roots(P, roots);
+  return outer_min(eval, exact, x0 - r, x0 + r, {x0, nr > 0 ? roots[0] : x0, nr > 1 ? roots[1] : x0});
 }
 
-double norm_at(const Mat2& A, double x, double u) { return norm2(transformed(A, x, std::sqrt(u))); }
+double norm_at(const Mat2& A, double x, double u) { return norm2_accurate(transformed(A, x, std::sqrt(u))); }
 
 }  // namespace
 
@@ -389,7 +525,7 @@ UpperBound upper_bound_set(std::span<const Mat2> mats) {
   };
   for (size_t i = 0; i < n; ++i) score[i] = spectral_radius2(mats[i]);
   add_top(kAdd);
-  for (size_t i = 0; i < n; ++i) score[i] = norm2(mats[i]);
+  for (size_t i = 0; i < n; ++i) score[i] = norm2_accurate(mats[i]);
   add_top(kAdd);
   double x = 0, u = 1;
   for (int round = 0; round < 64; ++round) {

@@ -48,7 +48,7 @@ void certify_one(const Gates& g, const CertifyOptions& opt, CheckedGate& out) {
                                    c.value.upper_bound, plain.value));
     return;
   }
-  if (c.value.lower_bound > c.value.upper_bound * (1 + 1e-7)) {
+  if (c.value.lower_bound > c.value.upper_bound * (1 + kWitnessRoundoff)) {
     out.status = error(Code::kNumericalIssue, fmt::format("certify returned a lower bound {:.12g} above gamma {:.12g}",
                                                           c.value.lower_bound, c.value.upper_bound));
     return;

@@ -5,13 +5,15 @@
 
 namespace mdnstab {
 
-double norm2(const Mat2& m) {
+double norm2_sq(const Mat2& m) {
   // sigma_1^2 = (F + sqrt(F^2 - 4 det^2)) / 2 with F the squared Frobenius norm.
   const double f = m.a * m.a + m.b * m.b + m.c * m.c + m.d * m.d;
   const double det = m.det();
   const double g = std::sqrt(std::max(0.0, (f - 2 * det) * (f + 2 * det)));
-  return std::sqrt(0.5 * (f + g));
+  return 0.5 * (f + g);
 }
+
+double norm2(const Mat2& m) { return std::sqrt(norm2_sq(m)); }
 
 Mat2 a_par(const Gates& g) {
   const double rp = g.rho_p();

@@ -13,6 +13,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Beyond this many powers the running maximum is returned; reached only for
 // rho > 1 - 1e-6 or so, where the half-life alone is ~10^6 steps.
 constexpr long kMaxPeakSteps = 1L << 24;
+// 1 + 9 eps: margin of the Frobenius test that skips a power in transient_peak.
+constexpr double kSkip = 1.0 + 1e-15;
 }  // namespace
 
 const char* to_string(Regime r) { return r == Regime::kComplex ? "complex" : "real"; }
@@ -67,15 +69,22 @@ double transient_peak(const Mat2& m, const Eigenvalues2& eig, double r) {
     if (s - 1 >= s0) b = std::min(b, r > 0 ? s * rs / r : (s == 1 ? 1.0 : 0.0));
     return b;
   };
-  double best = 1.0, best2 = 1.0;  // t = 0
+  // The running maximum of |A^t|_2^2 (t = 0: 1), its square root taken once per
+  // update: sqrt is monotone and correctly rounded, so sqrt of the largest square is
+  // the largest norm. A power is skipped only where its Frobenius norm proves it
+  // cannot raise the maximum (norm2_sq <= f (1 + 3 eps) < f (1 + kSkip)): the result
+  // is the maximum over every power up to the stop, whatever the order of updates.
+  double best_sq = 1.0, best = 1.0;
   Mat2 p = m;
   double rt = r;  // r^t
   for (long t = 1; t <= kMaxPeakSteps; ++t) {
-    // |P|_2 <= |P|_F: the exact norm (a square root) only when it can beat the best.
     const double f = p.a * p.a + p.b * p.b + p.c * p.c + p.d * p.d;
-    if (f > best2) {
-      best = std::max(best, norm2(p));
-      best2 = best * best;
+    if (f * kSkip > best_sq) {
+      const double u = norm2_sq(p);
+      if (u > best_sq) {
+        best_sq = u;
+        best = std::sqrt(best_sq);
+      }
     }
     const double s = static_cast<double>(t + 1);
     const double bound = n_a * c1_bound(s, rt * r) + det * c1_bound(s - 1, rt);
@@ -86,18 +95,10 @@ double transient_peak(const Mat2& m, const Eigenvalues2& eig, double r) {
   return best;
 }
 
-BlockSpectrum analyze_block(const Mat2& m, double log_det, const SpectrumOptions& opt) {
-  BlockSpectrum b;
-  b.eig = eigenvalues(m);
-  const double a1 = std::abs(b.eig.l1), a2 = std::abs(b.eig.l2);
-  b.regime = b.eig.complex_pair ? Regime::kComplex : Regime::kReal;
-  if (!std::isfinite(log_det)) {
-    const double det = m.det();
-    log_det = det > 0 ? std::log(det) : -kInf;
-  }
-  // A complex pair has |lambda| = sqrt(det) exactly: alpha = mu = 1 gives rho = 1,
-  // where |re + i im| would round below 1 and hide that the block does not decay.
-  b.spectral_radius = b.eig.complex_pair ? std::exp(0.5 * log_det) : std::max(a1, a2);
+namespace {
+// Damping ratio, natural frequency and half-life of a block whose eigenvalues and
+// spectral radius are set.
+void set_dynamics(BlockSpectrum& b, double log_det) {
   double ln_rho;
   if (b.eig.complex_pair) {
     // |lambda|^2 = det, so ln|lambda| = log_det / 2 (exact for log-space gates).
@@ -109,7 +110,7 @@ BlockSpectrum analyze_block(const Mat2& m, double log_det, const SpectrumOptions
     ln_rho = lnr;
   } else {
     const double l1 = b.eig.l1.real(), l2 = b.eig.l2.real();
-    b.negative_eigenvalue = l1 < 0 || l2 < 0;
+    const double a1 = std::abs(b.eig.l1);
     ln_rho = a1 > 0 ? std::log(a1) : -kInf;
     if (l1 > 0 && l2 > 0) {
       const double s1 = std::log(l1);
@@ -128,6 +129,26 @@ BlockSpectrum analyze_block(const Mat2& m, double log_det, const SpectrumOptions
     b.half_life = 0.0;
   else
     b.half_life = std::log(0.5) / ln_rho;
+}
+}  // namespace
+
+BlockSpectrum analyze_block(const Mat2& m, double log_det, const SpectrumOptions& opt) {
+  BlockSpectrum b;
+  b.eig = eigenvalues(m);
+  const double a1 = std::abs(b.eig.l1), a2 = std::abs(b.eig.l2);
+  b.regime = b.eig.complex_pair ? Regime::kComplex : Regime::kReal;
+  if (!std::isfinite(log_det)) {
+    const double det = m.det();
+    log_det = det > 0 ? std::log(det) : -kInf;
+  }
+  // A complex pair has |lambda| = sqrt(det) exactly: alpha = mu = 1 gives rho = 1,
+  // where |re + i im| would round below 1 and hide that the block does not decay.
+  b.spectral_radius = b.eig.complex_pair ? std::exp(0.5 * log_det) : std::max(a1, a2);
+  if (!b.eig.complex_pair) b.negative_eigenvalue = b.eig.l1.real() < 0 || b.eig.l2.real() < 0;
+  if (opt.dynamics)
+    set_dynamics(b, log_det);
+  else
+    b.half_life = NAN;
   b.transient_peak = opt.transient_peak ? transient_peak(m, b.eig, b.spectral_radius) : NAN;
   return b;
 }

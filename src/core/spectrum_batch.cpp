@@ -210,6 +210,7 @@ long analyze_frozen_batch(const GateBatch& g, const SpectrumOptions& opt, SimdLe
   a.log_mu = g.log_mu;
   a.p_one = g.p_scale == PScale::kOne;
   a.peak = opt.transient_peak;
+  a.dynamics = opt.dynamics;
   a.log_half = std::log(0.5);
   for (int k = 0; k < kPerBlock; ++k) {
     a.out[k] = column(out.par, k);

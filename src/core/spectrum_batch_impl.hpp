@@ -19,6 +19,7 @@ struct KernelArgs {
   const double *alpha, *beta, *mu, *eta, *log_alpha, *log_mu;  // [n]
   bool p_one;        // p-scale "one": rho_p = 1
   bool peak;         // compute the transient peak
+  bool dynamics;     // compute damping ratio, natural frequency, half-life (else NaN)
   double log_half;   // std::log(0.5), as the reference computes it
   double* out[kColumns];  // each [n]
   long* patch;       // points left to the reference, appended; room for n

@@ -33,19 +33,19 @@ struct Kernel {
     const D e = fma_(b, c, -w);
     return fma_(a, d, -w) - e;
   }
-  // norm2() of src/core/linearization.cpp given f = |P|_F^2 (same operation order).
-  static D norm2(D a, D b, D c, D d, D f) {
+  // norm2_sq() of src/core/linearization.cpp given f = |P|_F^2 (same operation order).
+  static D norm2_sq(D a, D b, D c, D d, D f) {
     const D dt = det(a, b, c, d);
     const D x = (f - 2.0 * dt) * (f + 2.0 * dt);
     const D g = sqrt_(select(D(0.0) < x, x, D(0.0)));  // std::max(0.0, x)
-    return sqrt_(0.5 * (f + g));
+    return 0.5 * (f + g);
   }
   // The same for an upper-triangular P (c = +0): every dropped term is a signed zero
   // that leaves the sum unchanged, so the value is bit-identical.
-  static D norm2_tri(D a, D d, D f) {
+  static D norm2_sq_tri(D a, D d, D f) {
     const D x = (f - 2.0 * (a * d)) * (f + 2.0 * (a * d));
     const D g = sqrt_(select(D(0.0) < x, x, D(0.0)));
-    return sqrt_(0.5 * (f + g));
+    return 0.5 * (f + g);
   }
 
   // v, with libm's exp(x) in the lanes of m.
@@ -117,8 +117,10 @@ struct Kernel {
   }
 
   // max_{t >= 0} |A^t|_2 as the reference's transient_peak(): the same powers formed
-  // in the same order and the same running maximum, but stopped by the smallest of
-  // three bounds on every later norm, each rigorous and nonincreasing in s:
+  // in the same order, the same skip test and the running maximum of |A^t|_2^2 with
+  // one square root at the end (sqrt is monotone and correctly rounded: the same
+  // value), but stopped by the smallest of three bounds on every later norm, each
+  // rigorous and nonincreasing in s:
   //  - complex pair r e^{+-i theta}: A^s = r^s S R(s theta) S^-1, and the sup over
   //    the phase of |S R S^-1|_2 is K = h(2 + e), h(F) = sqrt((F + sqrt(F^2 - 4))/2),
   //    e = ((a-d)^2 + (b+c)^2) / (-disc): |A^s| <= K r^s (the exact envelope);
@@ -127,62 +129,66 @@ struct Kernel {
   //  - any: A = hI + E (h = trace/2, E^2 = disc I) gives A^s = c_e(s) I + c1(s) E with
   //    |c_e| <= r^s, |c1| <= s r^(s-1): |A^s| <= r^s + |E|_F s r^(s-1), nonincreasing
   //    once s >= 1/(1 - r) >= 1/ln(1/r).
-  // Bounds use r and |l|'s raised by 2e-15 relative and constants by 1e-12 (1e-9
-  // for the projector, used only where |l1 - l2| > 1e-6 (|a|+|b|+|c|+|d|)), which
-  // covers the rounding of the constants and of the iterated r^s. A_perp (upper
-  // triangular) has a fourth, nearly exact one: see the loop.
+  // The bounds are compared squared with the squared maximum (no square root or
+  // division in the loop, few before it). They use r and |l|'s raised by 2e-15
+  // relative and squared constants by 2e-12 (2e-9 for the projector, used only where
+  // |l1 - l2| > 1e-6 (|a|+|b|+|c|+|d|)), which covers the rounding of the constants,
+  // of the iterated r^s and of the squares. A_perp (upper triangular) has a fourth,
+  // nearly exact one: see the loop.
   template <bool kTri>
   static D peak(const Block& k, M active) {
     const D a = k.a, b = k.b, c = k.c, d = k.d;
     const D up = D(1.0 + 2e-15);
     const D r_env = (kTri ? k.rho : select(k.cplx, max_(k.rho, sqrt_(max_(det(a, b, c, d), D(0.0)))), k.rho)) * up;
-    const D s0 = select(r_env < 1.0, 1.0 / (1.0 - r_env), D(kInf));
+    const D one_minus_r = 1.0 - r_env;  // s >= 1/(1 - r) <=> s (1 - r) >= 1, tested with a margin
     const D ad = a - d;
     const D ef = sqrt_(0.5 * (ad * ad) + b * b + c * c) * (1.0 + 1e-12);  // |A - hI|_F
-    // Complex envelope constant.
-    D kc = D(0.0);
+    // Complex envelope constant, squared.
+    D kc2 = D(0.0);
     if (!kTri && any(k.cplx)) {
       const D bc = b + c;
       const D e = (ad * ad + bc * bc) / (-k.disc);
-      kc = sqrt_(0.5 * (2.0 + e + sqrt_(e * (4.0 + e)))) * (1.0 + 1e-12);
+      kc2 = 0.5 * (2.0 + e + sqrt_(e * (4.0 + e))) * (1.0 + 2e-12);
     }
-    // Projector constant for resolved distinct real eigenvalues.
+    // Projector constant for resolved distinct real eigenvalues, squared.
     const D gap = abs_(k.l1r - k.l2r);
     const D scale = abs_(a) + abs_(b) + abs_(c) + abs_(d);
     const M resolved = land(lnot(k.cplx), gap > 1e-6 * scale);
-    D kp = D(0.0);
+    D kp2 = D(0.0);
     if (any(resolved)) {
       const D x = a - k.l2r, y = d - k.l2r;
-      kp = sqrt_(x * x + b * b + c * c + y * y) / gap * (1.0 + 1e-9);
+      kp2 = (x * x + b * b + c * c + y * y) / (gap * gap) * (1.0 + 2e-9);
     }
     const D r1 = abs_(k.l1r) * up, r2 = abs_(k.l2r) * up;
+    const D skip = D(1.0 + 1e-15), close = D(1.0 + 1e-15);
 
-    D best = D(1.0), best2 = D(1.0);
+    D best_sq = D(1.0);
     D pa = a, pb = b, pc = c, pd = d;
     D es1 = r_env, es = r_env * r_env;   // r^(s-1), r^s for s = t + 1
     D e1 = r1 * r1, e2 = r2 * r2;        // |l1|^s, |l2|^s
     for (long t = 1;; ++t) {
       const D f = kTri ? (pa * pa + pb * pb) + pd * pd : ((pa * pa + pb * pb) + pc * pc) + pd * pd;
-      const M upd = land(active, f > best2);
+      const M upd = land(active, f * skip > best_sq);
       if (any(upd)) {
-        const D nb = kTri ? norm2_tri(pa, pd, f) : norm2(pa, pb, pc, pd, f);
-        best = select(upd, select(best < nb, nb, best), best);
-        best2 = select(upd, best * best, best2);
+        const D u = kTri ? norm2_sq_tri(pa, pd, f) : norm2_sq(pa, pb, pc, pd, f);
+        best_sq = select(land(upd, best_sq < u), u, best_sq);
       }
       const double s = double(t + 1);
       // Each bound only where it holds (no inf * 0 products).
-      D bound = D(kInf);
-      if (!kTri) bound = select(k.cplx, kc * es, bound);
-      bound = select(resolved, min_(bound, kp * (e1 + e2)), bound);
-      bound = select(D(s) >= s0, min_(bound, es + ef * (s * es1)), bound);
-      M done = bound <= best;
+      D bound2 = D(kInf);
+      if (!kTri) bound2 = select(k.cplx, kc2 * (es * es), bound2);
+      const D ep = e1 + e2;
+      bound2 = select(resolved, min_(bound2, kp2 * (ep * ep)), bound2);
+      const D any_b = es + ef * (s * es1);
+      bound2 = select(D(s) * one_minus_r >= 1.0 + 1e-12, min_(bound2, any_b * any_b), bound2);
+      M done = bound2 * close <= best_sq;
       if constexpr (kTri) {
         // A_perp^t = [[alpha^t, b c1(t)], [0, mu^t]], c1(t) = sum_k alpha^k mu^(t-1-k):
         // c1(t+1) - c1(t) = alpha^t - (1 - mu) c1(t), and alpha^t / c1(t) decreases,
         // so c1 rises, then falls for good. Once it falls (|b| alpha^t <= (1 - mu) |P_b|),
         // every entry of every later power is at most this one's: |A^s|_2 <= |A^t|_F.
         const M falling = abs_(b) * pa <= (1.0 - d) * abs_(pb) * (1.0 - 1e-12);
-        done = lor(done, land(falling, f * (1.0 + 1e-10) <= best2));
+        done = lor(done, land(falling, f * (1.0 + 1e-10) <= best_sq));
       }
       active = land(active, lnot(done));
       if (!any(active) || t == kMaxPeakSteps) break;
@@ -203,7 +209,7 @@ struct Kernel {
       e1 = e1 * r1;
       e2 = e2 * r2;
     }
-    return best;
+    return sqrt_(best_sq);
   }
 
   // The kernel runs in phases over sub-blocks of kSub points: (1) matrices and
@@ -310,7 +316,7 @@ struct Kernel {
   // Phase 2: the transcendental functions, one loop each.
   static void phase2(Args& g, long i0, long nv, Temps& t, Memo& m) {
     double* const* par = g.out;
-    for (long v = 0; v < nv; ++v)
+    for (long v = 0; v < nv && g.dynamics; ++v)
       if (t.cplx[v]) {
         const long i = i0 + v * W;
         L::store(t.theta + v * W, atan2_(L::load(par[kL1Im] + i), L::load(par[kL1Re] + i)));
@@ -332,6 +338,7 @@ struct Kernel {
         }
         L::store(t.rc + v * W, m.rcv);
       }
+    if (!g.dynamics) return;
     // s1 = log(l1) where l1 > 0 is the same call as log |l1|.
     for (long v = 0; v < nv; ++v)
       if (t.real[v]) L::store(t.s1 + v * W, log_(L::load(t.a1 + v * W)));
@@ -348,6 +355,16 @@ struct Kernel {
     const M cplx = kTri ? M(false) : load_flag(o[kComplex] + i);
     const D a2 = abs_(l2r);
     D rho = select(a1 < a2, a2, a1);  // std::max(a1, a2)
+    if (!g.dynamics) {
+      if (!kTri && any_cplx) rho = select(cplx, L::load(rc), rho);
+      const M neg = land(lnot(cplx), lor(l1r < 0.0, l2r < 0.0));
+      L::store(o[kRho] + i, rho);
+      L::store(o[kNegative] + i, select(neg, D(1.0), D(0.0)));
+      L::store(o[kDamping] + i, D(kNaN));
+      L::store(o[kNatural] + i, D(kNaN));
+      L::store(o[kHalfLife] + i, D(kNaN));
+      return rho;
+    }
     D ln_rho = D(0.0), damping = D(kNaN), natural = D(kNaN), negative = D(0.0);
     if (!kTri && any_cplx) {
       // ln|lambda| = log_det / 2.

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -67,6 +68,7 @@ struct Resolved {
   std::vector<std::string> columns;
   long points = 0;
   bool need_peak = false;
+  bool need_dynamics = false;
 };
 
 int slot_index(std::string_view slot) {
@@ -140,6 +142,7 @@ Result<Resolved> resolve(const SweepSpec& spec) {
   for (const MetricDef* m : r.metrics) {
     r.columns.insert(r.columns.end(), m->columns.begin(), m->columns.end());
     r.need_peak = r.need_peak || m->needs_transient_peak;
+    r.need_dynamics = r.need_dynamics || (m->needs_spectrum && m->needs_dynamics);
   }
   return r;
 }
@@ -453,7 +456,7 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
     for (const auto& l : m->labels) w = std::max(w, l.size());
     max_row += (w + 1) * m->columns.size();
   }
-  const SpectrumOptions sopt{r.need_peak};
+  const SpectrumOptions sopt{r.need_peak, r.need_dynamics};
 
   // Workers take chunks in turn and format each into a slot of a ring; whoever
   // finishes the next chunk due writes it, and every later one already done. The
@@ -490,9 +493,11 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
     for (int k = 0; k < 6; ++k) gcol.col[k] = gate_store.data() + k * kStride;
     GateBatch gb{0, gcol.col[0], gcol.col[1], gcol.col[2], gcol.col[3], gcol.col[4], gcol.col[5], spec.p_scale};
     SpectrumBatch sb(kBlock);
-    std::vector<double> value_store(std::max<size_t>(n_values, 1) * size_t(kStride));  // [n_values, kStride]
+    // [n_values, kStride]; left uninitialized: most metrics point at the spectrum's
+    // columns and never touch their scratch column, whose pages then cost nothing.
+    const auto value_store = std::make_unique_for_overwrite<double[]>(std::max<size_t>(n_values, 1) * size_t(kStride));
     std::vector<double*> scratch(n_values);
-    for (size_t j = 0; j < n_values; ++j) scratch[j] = value_store.data() + j * size_t(kStride);
+    for (size_t j = 0; j < n_values; ++j) scratch[j] = value_store.get() + j * size_t(kStride);
     std::vector<const double*> vcol(n_values);  // where each column's values are, per block
     std::vector<double> one(n_values);
     std::vector<CellCache> cache(n_values);

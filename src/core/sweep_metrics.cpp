@@ -38,12 +38,13 @@ const Certificate* point_certificate(const Gates& g, bool lower) {
 
 // `col` is the same quantity in the engine's block columns (src/mdnstab/spectrum_batch.hpp).
 MetricDef per_block(std::string name, std::string help, double (*get)(const BlockSpectrum&),
-                    double* BlockColumns::*col, bool needs_peak = false) {
+                    double* BlockColumns::*col, bool needs_peak = false, bool needs_dynamics = false) {
   MetricDef m;
   m.columns = {name + "_par", name + "_perp"};
   m.name = std::move(name);
   m.help = std::move(help);
   m.needs_transient_peak = needs_peak;
+  m.needs_dynamics = needs_dynamics;
   m.eval = [get](const SweepPointContext& c, double* out) {
     out[0] = get(c.spectrum->parallel);
     out[1] = get(c.spectrum->perpendicular);
@@ -89,6 +90,7 @@ std::vector<MetricDef> make_metrics() {
     m.name = "frozen_rho";
     m.help = "max(rho(A_par), rho(A_perp))";
     m.columns = {"frozen_rho"};
+    m.needs_dynamics = false;
     m.eval = [](const SweepPointContext& c, double* out) { out[0] = c.spectrum->frozen_spectral_radius; };
     m.eval_block = [](const SweepBlockContext& c, const double** out) { out[0] = c.spectrum->frozen_rho; };
     v.push_back(std::move(m));
@@ -98,6 +100,7 @@ std::vector<MetricDef> make_metrics() {
     m.name = "frozen_stable";
     m.help = "1 when frozen_rho < 1";
     m.columns = {"frozen_stable"};
+    m.needs_dynamics = false;
     m.eval = [](const SweepPointContext& c, double* out) { out[0] = c.spectrum->frozen_stable ? 1 : 0; };
     m.eval_block = [](const SweepBlockContext& c, const double** out) {
       double* o = const_cast<double*>(out[0]);  // the scratch column
@@ -122,6 +125,7 @@ std::vector<MetricDef> make_metrics() {
     MetricDef m;
     m.name = "eigenvalues";
     m.help = "both eigenvalues of both blocks, |l1| >= |l2|";
+    m.needs_dynamics = false;
     for (const char* blk : {"par", "perp"})
       for (const char* part : {"l1_re", "l1_im", "l2_re", "l2_im"}) m.columns.push_back(std::string(part) + "_" + blk);
     m.eval = [](const SweepPointContext& c, double* out) {
@@ -142,12 +146,12 @@ std::vector<MetricDef> make_metrics() {
   }
   v.push_back(per_block("damping_ratio", "zeta of the continuous-time equivalent (empty: none)",
                         [](const BlockSpectrum& b) { return or_none(b.damping_ratio); },
-                        &BlockColumns::damping_ratio));
+                        &BlockColumns::damping_ratio, false, true));
   v.push_back(per_block("natural_frequency", "w_n in rad/step (empty: none)",
                         [](const BlockSpectrum& b) { return or_none(b.natural_frequency); },
-                        &BlockColumns::natural_frequency));
+                        &BlockColumns::natural_frequency, false, true));
   v.push_back(per_block("half_life", "steps to halve at rate rho (inf: rho >= 1)",
-                        [](const BlockSpectrum& b) { return b.half_life; }, &BlockColumns::half_life));
+                        [](const BlockSpectrum& b) { return b.half_life; }, &BlockColumns::half_life, false, true));
   v.push_back(per_block("transient_peak", "max_t |A^t|_2 (inf: rho >= 1)",
                         [](const BlockSpectrum& b) { return b.transient_peak; }, &BlockColumns::transient_peak,
                         true));

@@ -53,7 +53,12 @@ struct Certificate {
   // (an optimum approached, not attained) its entries round away the small
   // eigenvalue; the factor does not, and gamma is computed from it.
   std::array<double, 2> W_factor{0, 1};
-  double lower_bound = 0;           // growth per step of the witness
+  // Growth per step of the witness, capped at upper_bound: no schedule grows
+  // faster than gamma, and a witness growth is an eigenvalue, which near a
+  // double eigenvalue (alpha ~ mu) is computed only to ~eps * its condition
+  // number (up to ~1e-8 relative); a computed growth above gamma by less than
+  // kWitnessRoundoff is that rounding (witness.growth keeps the raw value).
+  double lower_bound = 0;
   Witness witness;
   Verdict verdict = Verdict::kUndecided;
   double frozen_spectral_radius = 0;  // max over the set
@@ -107,6 +112,9 @@ Result<double> witness_growth(std::span<const Gates> gate_set, const Witness& w)
 // few ulps, so a bound within 1e-13 of 1 (e.g. a unit eigenvalue computed as
 // 1 + 2^-52) decides nothing.
 inline constexpr double kVerdictRoundoff = 1e-13;
+// A witness growth above gamma by more than this relative amount is no
+// rounding: the lower bound is left above gamma, exposing the defect.
+inline constexpr double kWitnessRoundoff = 1e-7;
 Verdict verdict_of(double upper_bound, double lower_bound);
 
 // A box of gates given as ranges: NAME=LO:HI or NAME=VALUE for NAME in alpha,

@@ -30,7 +30,11 @@ struct Mat2 {
   }
 };
 
-// Largest singular value of a 2x2 matrix, closed form.
+// Largest singular value of a 2x2 matrix, closed form: norm2 = sqrt(norm2_sq).
+// With F the computed squared Frobenius norm (a^2 + b^2 + c^2 + d^2 in that order),
+// norm2_sq <= F (1 + 3 eps): every rounded step of (F + sqrt((F - 2 det)(F + 2 det))) / 2
+// is at most F times 1 + eps, and F^2 - 4 det^2 <= F^2.
+double norm2_sq(const Mat2& m);
 double norm2(const Mat2& m);
 
 // A_par = [[alpha - beta*eta*rho_p, -beta*mu], [eta*rho_p, mu]].

@@ -42,9 +42,11 @@ struct BlockSpectrum {
   double transient_peak = 1;
 };
 
-// Which metrics to compute; the transient peak is the costly one.
+// Which metrics to compute; the transient peak is the costly one. Without
+// `dynamics` the damping ratio and natural frequency are none and the half-life NaN.
 struct SpectrumOptions {
   bool transient_peak = true;
+  bool dynamics = true;  // damping ratio, natural frequency, half-life
 };
 
 // log_det: log(det A) when known more accurately than from the entries

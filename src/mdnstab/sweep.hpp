@@ -69,6 +69,7 @@ struct MetricDef {
   std::vector<std::string> labels;  // non-empty: columns are categorical
   bool needs_spectrum = true;
   bool needs_transient_peak = false;
+  bool needs_dynamics = true;  // of the spectrum: damping ratio, natural frequency, half-life
   bool default_on = true;
   std::function<void(const SweepPointContext&, double* out)> eval;
   // Optional, the same for a block of points: out[k][i] is column k at point i.

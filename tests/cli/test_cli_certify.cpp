@@ -49,14 +49,14 @@ TEST(CliCertify, CsvGateSetAndBox) {
   auto r = run_cli("--format json certify --csv " + (d / "g.csv").string());
   ASSERT_EQ(r.code, 0) << r.err;
   json j = json::parse(r.out);
-  EXPECT_EQ(j["gates"], 2);
+  EXPECT_EQ(j["set_size"], 2);
   EXPECT_EQ(j["input"], "csv");
   EXPECT_LE(j["lower_bound"].get<double>(), j["upper_bound"].get<double>() * (1 + 1e-12));
 
   r = run_cli("--format json certify --box alpha=0.9:0.95 --box beta=0.1:0.2 --mu 0.5 --box eta=0.5:1");
   ASSERT_EQ(r.code, 0) << r.err;
   j = json::parse(r.out);
-  EXPECT_EQ(j["gates"], 8);
+  EXPECT_EQ(j["set_size"], 8);
   EXPECT_EQ(j["input"], "box");
   EXPECT_NE(j["note"].get<std::string>().find("vertices"), std::string::npos);
 }

@@ -8,6 +8,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -185,6 +186,45 @@ TEST(CliConstraint, MdnReachesRefutedGatesAtInitAndBeyond) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("conclusion: NOT SAFE"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("raw: a="), std::string::npos);
+}
+
+TEST(CliConstraint, CounterexampleCarriesTheCertifyCertificate) {
+  // One JSON form for certificates (src/cli/certificate_json.cpp): a
+  // counterexample of `constraint` holds every key of `certify`'s certificate,
+  // with the same values as `certify` run on its gates (the 17 digits of the
+  // JSON numbers give the gates back exactly), the witness included.
+  auto r = run_cli("--format json constraint --param mdn --samples 1000 --range initial --top 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_FALSE(j["counterexamples"].empty());
+  const json& c = j["counterexamples"][0];
+  const json& g = c["gates"];
+  auto fmt17 = [](const json& v) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", v.get<double>());
+    return std::string(buf);
+  };
+  auto rc = run_cli("--format json certify --alpha " + fmt17(g["alpha"]) + " --beta " + fmt17(g["beta"]) + " --mu " +
+                    fmt17(g["mu"]) + " --eta " + fmt17(g["eta"]));
+  ASSERT_EQ(rc.code, 0) << rc.err;
+  const json k = json::parse(rc.out);
+  for (const char* key : {"upper_bound", "W", "W_factor", "lower_bound", "verdict", "certified_margin", "refuted_margin",
+                          "gap", "gamma_dual", "optimality_gap", "frozen_spectral_radius", "active_gate", "set_size"}) {
+    ASSERT_TRUE(c.contains(key)) << key;
+    ASSERT_TRUE(k.contains(key)) << key;
+    EXPECT_EQ(c[key], k[key]) << key;
+  }
+  EXPECT_EQ(c["set_size"], 1);
+  for (const char* key : {"kind", "family", "growth", "angle", "period", "keys", "drift", "gate_index", "replay"}) {
+    ASSERT_TRUE(c["witness"].contains(key)) << key;
+    EXPECT_EQ(c["witness"][key], k["witness"][key]) << key;
+  }
+  // The witness's gate rows (log_alpha, log_mu differ in the last digit: the
+  // sample keeps the parametrization's own logs, certify takes log(alpha)).
+  ASSERT_EQ(c["witness"]["gates"].size(), k["witness"]["gates"].size());
+  for (size_t i = 0; i < k["witness"]["gates"].size(); ++i)
+    for (const char* key : {"alpha", "beta", "mu", "eta"})
+      EXPECT_EQ(c["witness"]["gates"][i][key], k["witness"]["gates"][i][key]) << key;
 }
 
 TEST(CliConstraint, UnconstrainedAndOtherConfig) {
