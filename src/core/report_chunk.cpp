@@ -162,9 +162,10 @@ Status section_chunk_safety(Context& c, Shared&) {
       t.header = {"config", "samples"};
       for (int C : kReportedChunks) t.header.push_back(fmt::format("unsafe at C = {}", C));
       t.header.push_back("largest safe C");
-      std::vector<std::string> head = {"log_alpha"};
+      std::vector<std::string> head = {"log_alpha", "initial_box"};
+      std::vector<int> initial_box;  // 1: drawn from the initialization box (the same for every config)
       std::vector<std::vector<Gates>> per_cfg;
-      std::vector<GateSetChunkSafety> res;
+      std::vector<GateSetChunkSafety> res, res_init;  // all samples; the initialization box's only
       for (const ParamConfig& cfg : p.configs) {
         if (interrupted()) return interrupted_status();
         SamplingOptions so;
@@ -175,8 +176,14 @@ Status section_chunk_safety(Context& c, Shared&) {
         auto smp = sample_reachable_gates(p.kind, cfg, so);
         if (!smp.is_ok()) return error(smp.status.code, fmt::format("sampling {}: {}", cfg.name, smp.status.message));
         std::vector<Gates> gates;
-        for (const SampledGate& g : smp.value) gates.push_back(g.mapped.gates);
+        std::vector<Gates> init;
+        for (const SampledGate& g : smp.value) {
+          gates.push_back(g.mapped.gates);
+          if (g.range == SampleRange::kInitial) init.push_back(g.mapped.gates);
+          if (per_cfg.empty()) initial_box.push_back(g.range == SampleRange::kInitial);
+        }
         res.push_back(analyze_chunk_safety(gates, cs.chunk, cs.precision, ro));
+        res_init.push_back(analyze_chunk_safety(init, cs.chunk, cs.precision, ro));
         per_cfg.push_back(std::move(gates));
         head.push_back("log_mu_" + cfg.name);
         head.push_back("rule_safe_" + cfg.name);
@@ -184,7 +191,7 @@ Status section_chunk_safety(Context& c, Shared&) {
       CsvWriter rc(head);
       for (size_t i = 0; i < per_cfg[0].size(); ++i) {
         // Positions to 6 digits (the figure's dots); the verdicts are the data behind the fractions.
-        rc.num(per_cfg[0][i].log_alpha);
+        rc.num(per_cfg[0][i].log_alpha).num(initial_box[i]);
         for (size_t ci = 0; ci < per_cfg.size(); ++ci)
           rc.num(per_cfg[ci][i].log_mu).num(chunk_safe(per_cfg[ci][i], cs.chunk, cs.precision, ro));
         rc.end();
@@ -216,6 +223,18 @@ Status section_chunk_safety(Context& c, Shared&) {
                                       fmt::format("{}", r.largest_safe_chunk)),
                               r.largest_safe_pow2);
         }
+        // The wide box reaches gates no initialized layer produces; the initialization box alone, as
+        // `chunk-safety --param` also reports it.
+        if (res_init[ci].gates > 0 && res_init[ci].gates < r.gates)
+          sent += fmt::format(
+              "; of the {} samples from the initialization box alone, {} are unsafe at C = {} and the largest safe "
+              "chunk size is {}",
+              res_init[ci].gates,
+              c.state(key + ".initial.fraction_unsafe", double(res_init[ci].at.unsafe) / double(res_init[ci].gates),
+                      pct(double(res_init[ci].at.unsafe) / double(res_init[ci].gates))),
+              cs.chunk,
+              c.state(key + ".initial.largest_safe_chunk", res_init[ci].largest_safe_chunk,
+                      fmt::format("{}", res_init[ci].largest_safe_chunk)));
         if (r.worst >= 0)
           sent += fmt::format("; the worst sample ({}) has Λ = {}", gates_text(per_cfg[ci][size_t(r.worst)]),
                               fmt_num(r.worst_risk.log_cancellation, 4));
@@ -245,7 +264,7 @@ Status section_chunk_safety(Context& c, Shared&) {
                                                           fmt_num(cs.beta, 3), fmt_num(cs.eta, 3))));
   b += fmt::format("plot '../data/{}' skip 1 using 1:2:4 with image notitle", mfile);
   if (rfile.size())
-    b += fmt::format(", '../data/{}' skip 1 {}using 1:2 with points pt 6 ps 0.5 lc rgb '#ff66cc' title "
+    b += fmt::format(", '../data/{}' skip 1 {}using 1:3 with points pt 6 ps 0.5 lc rgb '#ff66cc' title "
                      "'reachable ({})'",
                      rfile, reach_thin > 1 ? fmt::format("every {} ", reach_thin) : std::string(),
                      s.parametrization->configs[0].name);

@@ -272,6 +272,10 @@ def main(d):
             if col.startswith("rule_safe_"):
                 cfg = col[len("rule_safe_"):]
                 check_value(numeric, f"chunk_safety.{cfg}.fraction_unsafe", sum(x[col] == "0" for x in r) / len(r))
+                init = [x for x in r if x["initial_box"] == "1"]
+                if init and len(init) < len(r):
+                    check_value(numeric, f"chunk_safety.{cfg}.initial.fraction_unsafe",
+                                sum(x[col] == "0" for x in init) / len(init))
                 checked += 1
     # Configs said to be identical: the samples whose mu differs.
     reach = sorted(n for n in os.listdir(data) if re.fullmatch(r"reachable_(.+)\.csv", n))

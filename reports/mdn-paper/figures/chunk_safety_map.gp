@@ -27,7 +27,7 @@ set cblabel 'log10 relative output error (top: not finite)'
 set colorbox user origin screen 0.81, screen 0.11 size screen 0.03, screen 0.73
 set key at screen 0.45, screen 0.985 center top horizontal maxrows 1 samplen 2 width -2
 set title 'C = 64, fp32, β = 0.1, η = 1'
-plot '../data/chunk_map.csv' skip 1 using 1:2:4 with image notitle, '../data/chunk_reachable.csv' skip 1 every 5 using 1:2 with points pt 6 ps 0.5 lc rgb '#ff66cc' title 'reachable (400M)', '../data/chunk_map.csv' skip 1 using 1:((($10 == 1) == ($7 == 1)) && $6 == 1 ? $2 : NaN) with points pt 2 ps 1.4 lw 3 lc rgb '#d62728' title 'rule ≠ measured', '../data/chunk_rule_boundary.csv' skip 1 using 2:1 with lines lc rgb '#ffffff' lw 4.5 notitle, '../data/chunk_rule_boundary.csv' skip 1 using 2:1 with lines lc rgb '#000000' lw 2 dt 2 title 'rule boundary'
+plot '../data/chunk_map.csv' skip 1 using 1:2:4 with image notitle, '../data/chunk_reachable.csv' skip 1 every 5 using 1:3 with points pt 6 ps 0.5 lc rgb '#ff66cc' title 'reachable (400M)', '../data/chunk_map.csv' skip 1 using 1:((($10 == 1) == ($7 == 1)) && $6 == 1 ? $2 : NaN) with points pt 2 ps 1.4 lw 3 lc rgb '#d62728' title 'rule ≠ measured', '../data/chunk_rule_boundary.csv' skip 1 using 2:1 with lines lc rgb '#ffffff' lw 4.5 notitle, '../data/chunk_rule_boundary.csv' skip 1 using 2:1 with lines lc rgb '#000000' lw 2 dt 2 title 'rule boundary'
 
 unset output
 }
