@@ -475,9 +475,9 @@ int run_checkpoint(const ConstraintCliOptions& o, Parametrization p, const Const
   long unsafe = 0, undecided = 0;
   double seconds = 0;
   for (const HeadConstraint& h : heads) {
-    unsafe += h.report.inside_margin.refuted > 0;
-    undecided += h.report.inside_margin.refuted == 0 &&
-                 (h.report.inside_margin.undecided > 0 || h.report.inside_margin.failed > 0);
+    const Verdict v = margin_verdict(h.report);
+    unsafe += v == Verdict::kRefuted;
+    undecided += v == Verdict::kUndecided;
     seconds += h.report.seconds;
   }
   const std::string summary =

@@ -306,6 +306,13 @@ Result<std::vector<HeadConstraint>> analyze_checkpoint(const Checkpoint& ck, Par
   return out;
 }
 
+Verdict margin_verdict(const ConstraintReport& r) {
+  const VerdictCounts& in = r.inside_margin;
+  if (in.refuted > 0) return Verdict::kRefuted;
+  if (in.undecided > 0 || in.failed > 0 || in.total() == 0) return Verdict::kUndecided;
+  return Verdict::kCertified;
+}
+
 std::string describe_reachable_set(Parametrization p, const ParamConfig& c) {
   const std::string mu = std::isinf(c.min_log_mu)
                              ? std::string("mu in (0, 1) (no min_log_mu clamp)")

@@ -84,7 +84,8 @@ Status build(rd::Context& c, rd::Shared& shared) {
   using rd::Document;
   const Study& s = c.study;
   c.steps = 1 + int(!s.gate_sets.empty()) + int(bool(s.maps)) + int(bool(s.parametrization)) + int(bool(s.tiers)) +
-            int(bool(s.counterexample)) + int(bool(s.resonance)) + int(bool(s.gpu_validation));
+            int(bool(s.counterexample)) + int(bool(s.resonance)) + int(bool(s.gpu_validation)) +
+            int(s.gate_dumps.size()) + int(s.checkpoints.size()) + int(bool(s.chunk_safety));
   struct Step {
     bool on;
     Status (*run)(rd::Context&, rd::Shared&);
@@ -94,6 +95,8 @@ Status build(rd::Context& c, rd::Shared& shared) {
       {bool(s.parametrization), rd::section_reachable}, {bool(s.tiers), rd::section_tiers},
       {bool(s.counterexample), rd::section_counterexample}, {bool(s.resonance), rd::section_resonance},
       {bool(s.gpu_validation), rd::section_gpu_validation},
+      {!s.gate_dumps.empty(), rd::section_gate_dumps},  {!s.checkpoints.empty(), rd::section_checkpoints},
+      {bool(s.chunk_safety), rd::section_chunk_safety},
   };
   for (const Step& st : steps) {
     if (!st.on) continue;

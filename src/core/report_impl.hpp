@@ -161,6 +161,9 @@ Status section_tiers(Context& c, Shared& s);
 Status section_counterexample(Context& c, Shared& s);
 Status section_resonance(Context& c, Shared& s);
 Status section_gpu_validation(Context& c, Shared& s);
+Status section_gate_dumps(Context& c, Shared& s);       // report_models.cpp
+Status section_checkpoints(Context& c, Shared& s);      // report_models.cpp
+Status section_chunk_safety(Context& c, Shared& s);     // report_chunk.cpp
 
 // Provenance (report_provenance.cpp): the block at the end of every report.
 nlohmann::json provenance(const Context& c);

@@ -118,7 +118,11 @@ Status section_reachable(Context& c, Shared& shared) {
   t.header = {"config", "samples", "certified", "undecided", "refuted", "worst frozen ρ", "largest lower bound"};
   std::vector<std::string> findings, files;
   Counterexample best;
+  double mapped_lower_0 = NAN;  // the first config's worst lower bound
   std::vector<std::vector<int>> verdicts(p.configs.size());  // per config, per sample (-1: no verdict)
+  std::vector<std::vector<Gates>> mapped(p.configs.size());  // per config, per sample
+  std::vector<long> worst_of(p.configs.size(), -1);          // per config: its worst counterexample's sample
+  std::vector<bool> identical(p.configs.size(), false);      // same verdicts as the first config, said once
   std::vector<std::array<long, 3>> class_counts;              // per config: certified, undecided, refuted
   for (size_t ci = 0; ci < p.configs.size(); ++ci) {
     if (interrupted()) return interrupted_status();
@@ -178,6 +182,8 @@ Status section_reachable(Context& c, Shared& shared) {
           .num(double(smp.value[i].kind)).num(smp.value[i].range == SampleRange::kWide ? 1 : 0).end();
     }
     class_counts.push_back({n_cert, n_und, n_ref});
+    worst_of[ci] = worst_i;
+    mapped[ci] = gates;
     const std::string file = fmt::format("reachable_{}.csv", cfg.name);
     if (Status e = write_text(c.data(file), csv.text); !e.is_ok()) return e;
     files.push_back(file);
@@ -186,6 +192,56 @@ Status section_reachable(Context& c, Shared& shared) {
     const std::string key = "reachable." + cfg.name;
     t.rows.push_back({config_label(cfg), fmt::format("{}", gates.size()), pct(n_cert / N), pct(n_und / N),
                       pct(n_ref / N), fmt_num(worst_rho, 6), fmt_num(max_lower, 6)});
+    // A config whose samples get the same verdicts as the first config's, with
+    // the same worst counterexample, is said to be identical once, with why.
+    if (ci > 0 && verdicts[ci] == verdicts[0] && worst_i == worst_of[0] &&
+        (worst_i < 0 || certs[size_t(worst_i)].lower_bound == mapped_lower_0)) {
+      const ParamConfig& c0 = p.configs[0];
+      long mu_differs = 0, other_differs = 0;
+      long mu_differs_by_class[4] = {0, 0, 0, 0};  // certified, undecided, refuted, no verdict
+      for (size_t i = 0; i < gates.size(); ++i) {
+        const Gates& a = mapped[0][i];
+        const Gates& g = gates[i];
+        if (a.alpha != g.alpha || a.beta != g.beta || a.eta != g.eta) ++other_differs;
+        if (a.mu != g.mu) {
+          ++mu_differs;
+          ++mu_differs_by_class[verdicts[ci][i] < 0 ? 3 : verdicts[ci][i]];
+        }
+      }
+      // The fractions are the first config's; stated under this config's keys too.
+      c.state(key + ".fraction_certified", n_cert / N, pct(n_cert / N));
+      c.state(key + ".fraction_undecided", n_und / N, pct(n_und / N));
+      c.state(key + ".fraction_refuted", n_ref / N, pct(n_ref / N));
+      c.state(key + ".worst_frozen_rho", worst_rho, fmt_num(worst_rho, 6));
+      if (worst_i >= 0) c.state(key + ".worst_lower_bound", certs[size_t(worst_i)].lower_bound,
+                                fmt_num(certs[size_t(worst_i)].lower_bound, 6));
+      const std::string why =
+          other_differs == 0
+              ? fmt::format("the two settings map the same {} raw draws to the same α, β and η and differ only in μ, "
+                            "on the {} samples ({}) whose log μ falls below {} before the clamp",
+                            gates.size(), mu_differs,
+                            c.state(key + ".fraction_mu_differs", double(mu_differs) / double(gates.size()),
+                                    pct(double(mu_differs) / double(gates.size()))),
+                            fmt_num(std::max(cfg.min_log_mu, c0.min_log_mu), 4))
+              : fmt::format("the two settings give different gates on {} of the {} raw draws (μ on {})",
+                            std::max(other_differs, mu_differs), gates.size(), mu_differs);
+      findings.push_back(fmt::format(
+          "{}: identical to {} sample by sample ({} certified, {} undecided, {} refuted, the same worst "
+          "counterexample), because {}; on every one of those the verdict is the same at both settings ({} "
+          "certified, {} undecided, {} refuted, {} without a verdict at both){}.",
+          config_label(cfg), c0.name, pct(n_cert / N), pct(n_und / N), pct(n_ref / N), why, mu_differs_by_class[0],
+          mu_differs_by_class[1], mu_differs_by_class[2], mu_differs_by_class[3],
+          worst_i >= 0 && gates[size_t(worst_i)].log_mu > std::max(cfg.min_log_mu, c0.min_log_mu)
+              ? fmt::format("; the worst counterexample has 1 − μ = {}, clamped at neither setting",
+                            fmt_num(-std::expm1(gates[size_t(worst_i)].log_mu), 3))
+              : std::string()));
+      c.highlights.push_back(fmt::format("{}: the same verdicts as {} on every sample; the clamp changes μ on {} of "
+                                         "the {} samples, none of whose verdicts it changes.",
+                                         config_label(cfg), c0.name, mu_differs, gates.size()));
+      identical[ci] = true;
+      continue;
+    }
+    if (ci == 0 && worst_i >= 0) mapped_lower_0 = certs[size_t(worst_i)].lower_bound;
     std::string sentence = fmt::format(
         "{}: of {} sampled reachable gates, {} are certified, {} undecided and {} refuted. The worst frozen ρ is {}{}",
         config_label(cfg), gates.size(), c.state(key + ".fraction_certified", n_cert / N, pct(n_cert / N)),
@@ -233,6 +289,7 @@ Status section_reachable(Context& c, Shared& shared) {
   }
   // The configs share their raw draws (same seed): compare verdicts sample by sample.
   for (size_t ci = 1; ci < p.configs.size(); ++ci) {
+    if (identical[ci]) continue;
     long differ = 0;
     for (size_t i = 0; i < verdicts[0].size(); ++i) differ += verdicts[ci][i] != verdicts[0][i];
     findings.push_back(fmt::format(

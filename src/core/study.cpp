@@ -14,6 +14,9 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "mdnstab/checkpoint.hpp"
+#include "mdnstab/gate_dump.hpp"
+
 namespace mdnstab {
 
 namespace {
@@ -30,6 +33,9 @@ constexpr int kMaxDk = 1024;
 constexpr int kMaxRandomKeys = 16;
 constexpr long kMaxAngles = 20001;
 constexpr size_t kMaxPanels = 6;
+constexpr size_t kMaxModels = 8;              // [[gate_dump]] plus [[checkpoint]] entries
+constexpr long kMaxChunkResolution = 201;     // each point runs a whole sequence twice
+constexpr double kMaxChunkMapSeconds = 3600;  // estimated, on all cores
 
 // Thrown inside the reader only, turned into a Status at its boundary.
 struct SpecError {
@@ -210,10 +216,96 @@ bool valid_name(const string& s) {
   });
 }
 
+// A path relative to the spec's folder, so that a spec works from any working directory.
+string anchored(const string& spec_path, const string& p) {
+  namespace fs = std::filesystem;
+  const fs::path rp(p);
+  return rp.is_relative() ? (fs::path(spec_path).parent_path() / rp).lexically_normal().string() : p;
+}
+
+// [[gate_dump]] and [[checkpoint]]: each file is read here, so that a missing or
+// broken one fails before any work, at the line of its path.
+void read_models(const Reader& r, const toml::table& root, const string& path, Study& s) {
+  std::vector<string> names;
+  auto read_name = [&](const toml::table& t, const string& p) {
+    const toml::node& nm = r.required(t, t.source(), p, "name");
+    string name = r.str(nm, p + "name");
+    if (!valid_name(name))
+      r.fail(nm.source(), p + "name", fmt::format("'{}' must be 1 to 64 of A-Z a-z 0-9 - _ .", name));
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      r.fail(nm.source(), p + "name", fmt::format("'{}' names another gate dump or checkpoint", name));
+    names.push_back(name);
+    return name;
+  };
+  auto read_path = [&](const toml::table& t, const string& p) -> std::pair<string, const toml::node*> {
+    const toml::node& n = r.required(t, t.source(), p, "path");
+    const string given = r.str(n, p + "path");
+    if (given.empty()) r.fail(n.source(), p + "path", "is empty");
+    const string full = anchored(path, given);
+    std::error_code ec;
+    if (!std::filesystem::exists(full, ec))
+      r.fail(n.source(), p + "path", fmt::format("'{}' does not exist (resolved to '{}')", given, full));
+    return {full, &n};
+  };
+  size_t count = 0;
+  if (auto n = root.get("gate_dump")) {
+    const toml::array& a = r.array(*n, "gate_dump");
+    count += a.size();
+    if (count > kMaxModels) r.fail(a.source(), "gate_dump", fmt::format("at most {} gate dumps and checkpoints", kMaxModels));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const string key = fmt::format("gate_dump[{}]", i);
+      const toml::table& t = r.table(*a.get(i), key);
+      const string p = key + ".";
+      r.allow_only(t, p, {"name", "path", "note"});
+      StudyGateDump d;
+      d.name = read_name(t, p);
+      auto [full, pn] = read_path(t, p);
+      d.path = full;
+      if (auto x = t.get("note")) d.note = r.str(*x, p + "note");
+      auto dump = read_gate_dump(d.path, s.p_scale);
+      if (!dump.is_ok()) r.fail(pn->source(), p + "path", dump.status.message);
+      s.gate_dumps.push_back(std::move(d));
+    }
+  }
+  if (auto n = root.get("checkpoint")) {
+    const toml::array& a = r.array(*n, "checkpoint");
+    count += a.size();
+    if (count > kMaxModels)
+      r.fail(a.source(), "checkpoint", fmt::format("at most {} gate dumps and checkpoints", kMaxModels));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const string key = fmt::format("checkpoint[{}]", i);
+      const toml::table& t = r.table(*a.get(i), key);
+      const string p = key + ".";
+      r.allow_only(t, p, {"name", "path", "note", "param", "model", "samples"});
+      StudyCheckpoint ck;
+      ck.name = read_name(t, p);
+      auto [full, pn] = read_path(t, p);
+      ck.path = full;
+      if (auto x = t.get("note")) ck.note = r.str(*x, p + "note");
+      if (auto x = t.get("param")) {
+        auto k = parse_parametrization(r.str(*x, p + "param"));
+        if (!k.is_ok()) r.fail(x->source(), p + "param", k.status.message);
+        ck.param = k.value;
+      }
+      if (auto x = t.get("model")) {
+        ck.model = r.str(*x, p + "model");
+        if (auto c = reference_config(ck.model); !c.is_ok()) r.fail(x->source(), p + "model", c.status.message);
+      }
+      if (auto x = t.get("samples")) ck.samples = r.integer(*x, p + "samples", 1, kMaxSamples);
+      CheckpointOptions co;
+      co.param = ck.param;
+      co.base_config = ck.model;
+      auto read = read_checkpoint(ck.path, co);
+      if (!read.is_ok()) r.fail(pn->source(), p + "path", read.status.message);
+      s.checkpoints.push_back(std::move(ck));
+    }
+  }
+}
+
 Study read_study(const Reader& r, const toml::table& root, const string& path, PScale& p_scale_out) {
   r.allow_only(root, "",
                {"study", "parametrization", "gate_set", "maps", "tiers", "counterexample", "resonance",
-                "gpu_validation"});
+                "gpu_validation", "gate_dump", "checkpoint", "chunk_safety"});
   Study s;
   s.path = path;
 
@@ -360,11 +452,52 @@ Study read_study(const Reader& r, const toml::table& root, const string& path, P
     const toml::node& res = r.required(t, t.source(), "gpu_validation.", "results");
     g.results = r.str(res, "gpu_validation.results");
     if (g.results.empty()) r.fail(res.source(), "gpu_validation.results", "is empty");
-    // Relative to the spec's folder, so that a spec works from any working directory.
-    namespace fs = std::filesystem;
-    const fs::path rp(g.results);
-    if (rp.is_relative()) g.results = (fs::path(path).parent_path() / rp).lexically_normal().string();
+    g.results = anchored(path, g.results);
     s.gpu_validation = std::move(g);
+  }
+
+  read_models(r, root, path, s);
+
+  if (auto n = root.get("chunk_safety")) {
+    const toml::table& t = r.table(*n, "chunk_safety");
+    const string p = "chunk_safety.";
+    r.allow_only(t, p,
+                 {"chunk", "precision", "resolution", "log_alpha", "log_mu", "beta", "eta", "steps", "dk", "dv",
+                  "tolerance"});
+    StudyChunkSafety c;
+    if (auto x = t.get("chunk")) c.chunk = int(r.integer(*x, p + "chunk", 1, kMaxChunk));
+    if (auto x = t.get("precision")) {
+      auto pr = parse_precision(r.str(*x, p + "precision"));
+      if (!pr.is_ok()) r.fail(x->source(), p + "precision", pr.status.message);
+      c.precision = pr.value;
+    }
+    if (auto x = t.get("resolution")) c.resolution = r.integer(*x, p + "resolution", 2, kMaxChunkResolution);
+    read_range(r, t, "chunk_safety", "log_alpha", c.log_alpha_lo, c.log_alpha_hi);
+    read_range(r, t, "chunk_safety", "log_mu", c.log_mu_lo, c.log_mu_hi);
+    // log(0) = -inf is not a point the map can hold.
+    for (const char* g : {"log_alpha", "log_mu"})
+      if (auto x = t.get(g)) {
+        const toml::array& a = *x->as_array();
+        for (size_t i = 0; i < 2; ++i)
+          if (r.number(*a.get(i), fmt::format("{}{}[{}]", p, g, i), -1e300, 0) < -700)
+            r.fail(a.get(i)->source(), fmt::format("{}{}[{}]", p, g, i), "must be >= -700 (exp underflows below)");
+      }
+    if (auto x = t.get("beta")) c.beta = gate_value(r, *x, p + "beta", "beta");
+    if (auto x = t.get("eta")) c.eta = gate_value(r, *x, p + "eta", "eta");
+    if (auto x = t.get("steps")) c.steps = int(r.integer(*x, p + "steps", 1, kMaxSteps));
+    if (auto x = t.get("dk")) c.dk = int(r.integer(*x, p + "dk", 1, kMaxDk));
+    if (auto x = t.get("dv")) c.dv = int(r.integer(*x, p + "dv", 1, kMaxDk));
+    if (auto x = t.get("tolerance")) {
+      c.tolerance = r.number(*x, p + "tolerance", 0, 1);
+      if (!(c.tolerance > 0)) r.fail(x->source(), p + "tolerance", "must be > 0");
+    }
+    if (c.chunk > c.steps)
+      r.fail(t.get("chunk") ? t.get("chunk")->source() : t.source(), p + "chunk",
+             fmt::format("= {} is larger than the sequence (steps = {})", c.chunk, c.steps));
+    ChunkMapSpec spec = chunk_map_spec(c, s.p_scale);
+    spec.max_seconds = kMaxChunkMapSeconds;
+    if (Status e = check(spec); !e.is_ok()) r.fail(t.source(), "chunk_safety", e.message);
+    s.chunk_safety = c;
   }
 
   return s;
@@ -399,6 +532,22 @@ Result<Study> load_study(const std::string& path) {
   return parse_study(ss.str(), path);
 }
 
+ChunkMapSpec chunk_map_spec(const StudyChunkSafety& c, PScale p) {
+  ChunkMapSpec m;
+  m.axes = {Axis{"log_alpha", c.log_alpha_lo, c.log_alpha_hi, c.resolution},
+            Axis{"log_mu", c.log_mu_lo, c.log_mu_hi, c.resolution}};
+  m.fixed = {FixedGate{"beta", c.beta}, FixedGate{"eta", c.eta}};
+  m.p_scale = p;
+  m.chunk = c.chunk;
+  m.precision = c.precision;
+  m.dk = c.dk;
+  m.dv = c.dv;
+  m.steps = c.steps;
+  m.seed = 0;
+  m.tol = c.tolerance;
+  return m;
+}
+
 Study quick_version(Study s) {
   // Coarse but complete: every section still runs, on grids a few seconds fill.
   if (s.parametrization) s.parametrization->samples = std::min(s.parametrization->samples, 400L);
@@ -410,6 +559,14 @@ Study quick_version(Study s) {
     s.counterexample->random_keys = std::min(s.counterexample->random_keys, 2);
   }
   if (s.resonance) s.resonance->angles = std::min(s.resonance->angles, 61L);
+  for (StudyCheckpoint& ck : s.checkpoints) ck.samples = std::min(ck.samples, 200L);
+  if (s.chunk_safety) {
+    StudyChunkSafety& c = *s.chunk_safety;
+    c.resolution = std::min(c.resolution, 13L);
+    c.steps = std::max(std::min(c.steps, 256), c.chunk);
+    c.dk = std::min(c.dk, 16);
+    c.dv = std::min(c.dv, 16);
+  }
   return s;
 }
 

@@ -149,6 +149,12 @@ struct HeadConstraint {
 Result<std::vector<HeadConstraint>> analyze_checkpoint(const Checkpoint& ck, Parametrization p,
                                                        const ConstraintOptions& opt);
 
+// The verdict of a sampled set as a whole (one head of a checkpoint, or a
+// parametrization) from its samples inside the margin: refuted when any of
+// them is refuted, undecided when any is undecided or failed or none lies
+// inside, certified otherwise.
+Verdict margin_verdict(const ConstraintReport& r);
+
 // A sentence describing the reachable set of a parametrization (from the map,
 // not from samples), for reports.
 std::string describe_reachable_set(Parametrization p, const ParamConfig& c);

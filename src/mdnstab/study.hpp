@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "mdnstab/chunk_safety.hpp"
 #include "mdnstab/gates.hpp"
 #include "mdnstab/parametrization.hpp"
+#include "mdnstab/precision.hpp"
 #include "mdnstab/sampling.hpp"
 #include "mdnstab/status.hpp"
 
@@ -60,6 +62,38 @@ struct StudyGpuValidation {
   std::string results;  // saved results (JSON), resolved against the spec's folder
 };
 
+// A model's per-token gates (gate_dump.hpp: CSV or safetensors [B,T,H]),
+// certified as `constraint --param FILE` does; one report section each.
+struct StudyGateDump {
+  std::string name;
+  std::string path;  // resolved against the spec's folder
+  std::string note;  // where the gates come from (e.g. "synthetic"), shown in the report
+};
+
+// A trained model's learned gate parameters (checkpoint.hpp), each head
+// checked as `constraint --checkpoint` does; one report section each.
+struct StudyCheckpoint {
+  std::string name;
+  std::string path;  // folder or .safetensors, resolved against the spec's folder
+  std::string note;
+  Parametrization param = Parametrization::kMdn;
+  std::string model = "400M";  // reference config for keys config.json does not give
+  long samples = 1000;         // raw-input samples per head
+};
+
+// The chunkwise algorithm's accuracy (chunk_safety.hpp): the emulated error
+// map over (log_alpha, log_mu) with the predictive rule, and the rule over the
+// parametrization's reachable samples.
+struct StudyChunkSafety {
+  int chunk = 64;
+  Precision precision = Precision::kFp32;
+  long resolution = 33;  // points per axis
+  double log_alpha_lo = -8, log_alpha_hi = 0, log_mu_lo = -8, log_mu_hi = 0;
+  double beta = 0.1, eta = 1.0;  // held fixed over the map
+  int steps = 1024, dk = 64, dv = 64;
+  double tolerance = 1e-2;  // a relative output error above this is broken
+};
+
 struct Study {
   std::string path;  // the spec file as given
   std::string name, title, summary;
@@ -72,14 +106,21 @@ struct Study {
   std::optional<StudyCounterexample> counterexample;
   std::optional<StudyResonance> resonance;
   std::optional<StudyGpuValidation> gpu_validation;
+  std::vector<StudyGateDump> gate_dumps;
+  std::vector<StudyCheckpoint> checkpoints;
+  std::optional<StudyChunkSafety> chunk_safety;
 };
 
-// Reads and checks a spec: TOML syntax, unknown keys, types, ranges and
-// cross-references. Messages read "FILE:LINE:COL: key 'TABLE.KEY': why".
+// Reads and checks a spec: TOML syntax, unknown keys, types, ranges,
+// cross-references, and that every gate dump and checkpoint it names reads. Messages read "FILE:LINE:COL: key 'TABLE.KEY': why".
 Result<Study> load_study(const std::string& path);
 // The same from text in memory (`path` names it in messages and anchors
 // relative paths).
 Result<Study> parse_study(const std::string& text, const std::string& path);
+
+// The measured map of a [chunk_safety] table, as `chunk-safety --axis
+// log_alpha=... --axis log_mu=...` runs it (seed 0, all cores).
+ChunkMapSpec chunk_map_spec(const StudyChunkSafety& c, PScale p);
 
 // The coarse version `report --quick` runs: every grid, sample count and
 // step count capped so that the whole report takes seconds.

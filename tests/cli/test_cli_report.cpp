@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "run_cli.hpp"
@@ -83,7 +84,7 @@ TEST(CliReport, QuickReportHasEveryFileItNames) {
   }
   // The figures the issue asks for, each as SVG and PNG from a gnuplot script.
   for (const char* f : {"regime_map", "frozen_rho", "damping_ratio", "natural_frequency", "tiers_map",
-                        "reachable_gates", "counterexample_growth", "resonance_scan"}) {
+                        "reachable_gates", "counterexample_growth", "resonance_scan", "chunk_safety_map"}) {
     for (const char* ext : {".svg", ".png", ".gp"})
       EXPECT_TRUE(fs::is_regular_file(d / "figures" / (std::string(f) + ext))) << f << ext;
     EXPECT_NE(html.find(std::string("figures/") + f + ".svg"), std::string::npos) << f;
@@ -239,6 +240,102 @@ TEST(CliReport, SpecErrorsNameFileLineKeyAndWriteNothing) {
   EXPECT_NE(r.err.find("missing.toml"), std::string::npos);
   r = run_cli("report " + kSpec.string());
   EXPECT_EQ(r.code, 2) << "--out is required";
+}
+
+TEST(CliReport, ModelGatesAndChunkSafetySections) {
+  // The synthetic example: a gate dump and a checkpoint, labelled as synthetic in the report.
+  const fs::path d = scratch_dir("report_models") / "synthetic";
+  auto r = run_cli("--format json report " + (kRoot / "analysis" / "synthetic-model.toml").string() + " --quick --out " +
+                   d.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  std::set<std::string> sections;
+  for (const auto& s : j["sections"]) sections.insert(s.get<std::string>());
+  EXPECT_TRUE(sections.count("Gate dump `layer0`")) << r.out;
+  EXPECT_TRUE(sections.count("Checkpoint `init`")) << r.out;
+  const std::string md = slurp(d / "index.md");
+  EXPECT_NE(md.find("SYNTHETIC"), std::string::npos);
+  for (const char* f : {"data/dump_layer0_tokens.csv", "data/dump_layer0_heads.csv", "data/checkpoint_init_heads.csv",
+                        "figures/dump_layer0.svg", "figures/checkpoint_init.png"})
+    EXPECT_TRUE(fs::is_regular_file(d / f)) << f;
+  const json f = json::parse(slurp(d / "data" / "findings.json"));
+  // Fractions of the 2 x 128 x 4 tokens add up to one (none failed).
+  const double sum = f["dump.layer0.fraction_certified"]["value"].get<double>() +
+                     f["dump.layer0.fraction_undecided"]["value"].get<double>() +
+                     f["dump.layer0.fraction_refuted"]["value"].get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-12);
+  // The default study's quick report carries the chunk-safety section.
+  const std::string q = slurp(quick_report() / "index.md");
+  EXPECT_NE(q.find("## Chunkwise kernel safety"), std::string::npos);
+  EXPECT_TRUE(fs::is_regular_file(quick_report() / "data" / "chunk_map.csv"));
+}
+
+// 400M and 1.3B differ only in the mu clamp: where their samples get the same
+// verdicts, the report says so once, with the count of samples whose mu differs.
+TEST(CliReport, IdenticalConfigsAreSaidOnceWithTheMuCount) {
+  const fs::path& d = quick_report();
+  auto column = [](const fs::path& p, const std::string& name) {
+    std::ifstream f(p);
+    std::string line;
+    std::getline(f, line);
+    std::vector<std::string> head;
+    std::stringstream hs(line);
+    for (std::string c; std::getline(hs, c, ',');) head.push_back(c);
+    const size_t k = size_t(std::find(head.begin(), head.end(), name) - head.begin());
+    std::vector<std::string> out;
+    while (std::getline(f, line)) {
+      std::stringstream ls(line);
+      std::string c;
+      for (size_t i = 0; i <= k; ++i) std::getline(ls, c, ',');
+      out.push_back(c);
+    }
+    return out;
+  };
+  const auto mu4 = column(d / "data" / "reachable_400M.csv", "mu");
+  const auto mu13 = column(d / "data" / "reachable_1.3B.csv", "mu");
+  const auto v4 = column(d / "data" / "reachable_400M.csv", "verdict");
+  const auto v13 = column(d / "data" / "reachable_1.3B.csv", "verdict");
+  ASSERT_EQ(mu4.size(), mu13.size());
+  ASSERT_GT(mu4.size(), 0u);
+  long differ = 0;
+  for (size_t i = 0; i < mu4.size(); ++i) differ += mu4[i] != mu13[i];
+  EXPECT_GT(differ, 0);  // the clamp does change mu: the configs are not the same gates
+  const std::string md = slurp(d / "index.md");
+  const json f = json::parse(slurp(d / "data" / "findings.json"));
+  if (v4 == v13) {
+    EXPECT_DOUBLE_EQ(f["reachable.1.3B.fraction_mu_differs"]["value"].get<double>(), double(differ) / mu4.size());
+    EXPECT_NE(md.find("the " + std::to_string(differ) + " samples ("), std::string::npos) << differ;
+    // Said once: no second full sentence for 1.3B.
+    auto count = [&](const std::string& s) {
+      long n = 0;
+      for (size_t p = md.find(s); p != std::string::npos; p = md.find(s, p + 1)) ++n;
+      return n;
+    };
+    EXPECT_EQ(count("identical to 400M"), 1);
+    EXPECT_EQ(count("-1): of "), 0);
+  } else {
+    EXPECT_FALSE(f.contains("reachable.1.3B.fraction_mu_differs"));
+  }
+}
+
+TEST(CliReport, BadGateDumpPathNamesFileLineKeyAndWritesNothing) {
+  const fs::path base = scratch_dir("report_bad_dump");
+  const fs::path spec = base / "dump.toml";
+  write(spec, "[study]\nname = \"t\"\ntitle = \"T\"\n[[gate_dump]]\nname = \"d\"\npath = \"no/such.csv\"\n");
+  const fs::path out = base / "out";
+  auto r = run_cli("report " + spec.string() + " --out " + out.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(spec.string() + ":6:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'gate_dump[0].path'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no/such.csv"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftovers(out).empty());
+  write(spec, "[study]\nname = \"t\"\ntitle = \"T\"\n[chunk_safety]\nprecision = \"fp16\"\n");
+  r = run_cli("report " + spec.string() + " --out " + out.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(spec.string() + ":5:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'chunk_safety.precision'"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftovers(out).empty());
 }
 
 TEST(CliReport, InterruptedRunLeavesNothing) {

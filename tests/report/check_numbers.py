@@ -208,6 +208,86 @@ def main(d):
                 check_value(numeric, f"gate_set.{x['name']}.{k}", float(x[col]), rel=1e-5)
                 checked += 1
 
+    # Gate dumps and checkpoints (report_models.cpp).
+    for name in sorted(os.listdir(data)):
+        m = re.fullmatch(r"dump_(.+)_tokens\.csv", name)
+        if m:
+            key = f"dump.{m.group(1)}"
+            r = rows(os.path.join(data, name))
+            n = len(r)
+            for code, vname in enumerate(["certified", "undecided", "refuted"]):
+                check_value(numeric, f"{key}.fraction_{vname}", sum(x["verdict"] == code for x in r) / n)
+            refuted = [x for x in r if x["verdict"] == 2]
+            if refuted:
+                w = max(refuted, key=lambda x: x["lower_bound"])
+                check_value(numeric, f"{key}.worst_lower_bound", w["lower_bound"])
+                check_value(numeric, f"{key}.worst_gamma", w["gamma"])
+            for x in r:
+                if x["verdict"] == 2 and not x["lower_bound"] > 1:
+                    fail(f"{key}: a refuted token with lower bound {x['lower_bound']!r}", "dump refuted <= 1")
+                if x["verdict"] == 0 and not x["gamma"] < 1:
+                    fail(f"{key}: a certified token with gamma {x['gamma']!r}", "dump certified >= 1")
+            checked += 4
+        m = re.fullmatch(r"checkpoint_(.+)_heads\.csv", name)
+        if m:
+            key = f"checkpoint.{m.group(1)}"
+            r = rows(os.path.join(data, name))
+            n = len(r)
+            layers = {}
+            for x in r:
+                layers[x["layer"]] = max(layers.get(x["layer"], 0), x["verdict"])
+                # A head's verdict from its own fractions (margin_verdict).
+                v = 2 if x["refuted"] > 0 else (1 if x["undecided"] > 0 or x["failed"] > 0 or x["samples"] == 0 else 0)
+                if v != x["verdict"]:
+                    fail(f"{key}: layer {x['layer']} head {x['head']} verdict {x['verdict']}, its fractions say {v}")
+            for code, vname in enumerate(["certified", "undecided", "refuted"]):
+                check_value(numeric, f"{key}.fraction_heads_{vname}", sum(x["verdict"] == code for x in r) / n)
+                check_value(numeric, f"{key}.fraction_layers_{vname}",
+                            sum(v == code for v in layers.values()) / len(layers))
+            refuted = [x["worst_lower_bound"] for x in r if x["verdict"] == 2]
+            if refuted:
+                check_value(numeric, f"{key}.worst_lower_bound", max(refuted))
+            checked += 6
+    # Chunk safety (report_chunk.cpp).
+    cm = os.path.join(data, "chunk_map.csv")
+    if os.path.exists(cm):
+        r = [x for x in rows(cm) if x["reference_finite"] == 1]
+        n = len(r)
+        check_value(numeric, "chunk_safety.fraction_broken", sum(x["broken"] == 1 for x in r) / n)
+        check_value(numeric, "chunk_safety.rule_agreement",
+                    sum((x["broken"] == 1) == (x["rule_safe"] == 0) for x in r) / n)
+        ok = [x["rel_error"] for x in r if x["broken"] == 0]
+        if ok:
+            check_value(numeric, "chunk_safety.max_error_not_broken", max(ok), rel=1e-5)
+        # A broken point is one whose error exceeds the tolerance or is not finite.
+        for x in r:
+            if (x["broken"] == 1) != (x["finite"] == 0 or not x["rel_error"] <= 1e-2):
+                fail(f"chunk_safety: point {x['log_alpha']}, {x['log_mu']} broken = {x['broken']} "
+                     f"with error {x['rel_error']}", "chunk broken flag")
+        checked += 3
+    cr = os.path.join(data, "chunk_reachable.csv")
+    if os.path.exists(cr):
+        r = rows_str(cr)
+        for col in r[0]:
+            if col.startswith("rule_safe_"):
+                cfg = col[len("rule_safe_"):]
+                check_value(numeric, f"chunk_safety.{cfg}.fraction_unsafe", sum(x[col] == "0" for x in r) / len(r))
+                init = [x for x in r if x["initial_box"] == "1"]
+                if init and len(init) < len(r):
+                    check_value(numeric, f"chunk_safety.{cfg}.initial.fraction_unsafe",
+                                sum(x[col] == "0" for x in init) / len(init))
+                checked += 1
+    # Configs said to be identical: the samples whose mu differs.
+    reach = sorted(n for n in os.listdir(data) if re.fullmatch(r"reachable_(.+)\.csv", n))
+    if len(reach) == 2:
+        a, b = (rows_str(os.path.join(data, n)) for n in reach)
+        differ = sum(x["mu"] != y["mu"] for x, y in zip(a, b)) / len(a)
+        for n in reach:
+            k = f"reachable.{n[len('reachable_'):-4]}.fraction_mu_differs"
+            if k in numeric:
+                check_value(numeric, k, differ)
+                checked += 1
+
     # 3. The percentages of the summary list are stated findings.
     m = re.search(r"## Findings at a glance\n\n(.*?)\n\n", md, re.S)
     if m:
