@@ -212,12 +212,13 @@ TEST(SpectrumBatch, VectorLevelsAgreeWithTheReference) {
 TEST(SpectrumBatch, WithoutDynamicsTheOtherColumnsAreUnchanged) {
   // dynamics = false skips the damping ratio, natural frequency and half-life (NaN);
   // every other column must be what the full computation gives, bit for bit, in the
-  // reference and at every vector width.
+  // reference and at every vector width. Without the transient peak: it reads only
+  // the eigenvalues and rho checked here (and near rho = 1 it is slow under ASan).
   std::vector<SimdLevel> levels = vector_levels();
   levels.push_back(SimdLevel::kNone);
-  for (PScale p : {PScale::kAlpha, PScale::kOne})
-    for (bool peak : {true, false}) {
-      const GateSet s = test_gates(p, true, 29, peak);
+  for (PScale p : {PScale::kAlpha, PScale::kOne}) {
+    const bool peak = false;
+    const GateSet s = test_gates(p, true, 29, peak);
       const GateBatch g = s.batch(p);
       for (int path = -1; path < int(levels.size()); ++path) {
         SpectrumBatch full(g.n), part(g.n);
