@@ -174,9 +174,10 @@ struct Kernel {
         best_sq = select(land(upd, best_sq < u), u, best_sq);
       }
       const double s = double(t + 1);
-      // Each bound only where it holds (no inf * 0 products).
+      // Each bound only where it holds. min_(bound2, x) keeps bound2 where x is NaN
+      // (an infinite constant times a power squared to zero): bound2 is never NaN.
       D bound2 = D(kInf);
-      if (!kTri) bound2 = select(k.cplx, kc2 * (es * es), bound2);
+      if (!kTri) bound2 = select(k.cplx, min_(bound2, kc2 * (es * es)), bound2);
       const D ep = e1 + e2;
       bound2 = select(resolved, min_(bound2, kp2 * (ep * ep)), bound2);
       const D any_b = es + ef * (s * es1);
