@@ -317,11 +317,12 @@ struct Kernel {
   // Phase 2: the transcendental functions, one loop each.
   static void phase2(Args& g, long i0, long nv, Temps& t, Memo& m) {
     double* const* par = g.out;
-    for (long v = 0; v < nv && g.dynamics; ++v)
-      if (t.cplx[v]) {
-        const long i = i0 + v * W;
-        L::store(t.theta + v * W, atan2_(L::load(par[kL1Im] + i), L::load(par[kL1Re] + i)));
-      }
+    if (g.dynamics)
+      for (long v = 0; v < nv; ++v)
+        if (t.cplx[v]) {
+          const long i = i0 + v * W;
+          L::store(t.theta + v * W, atan2_(L::load(par[kL1Im] + i), L::load(par[kL1Re] + i)));
+        }
     for (long v = 0; v < nv; ++v)
       if (t.cplx[v]) {
         // |lambda| = sqrt(det) exactly: rho = exp(log_det / 2).
@@ -356,46 +357,37 @@ struct Kernel {
     const M cplx = kTri ? M(false) : load_flag(o[kComplex] + i);
     const D a2 = abs_(l2r);
     D rho = select(a1 < a2, a2, a1);  // std::max(a1, a2)
-    if (!g.dynamics) {
-      if (!kTri && any_cplx) rho = select(cplx, L::load(rc), rho);
-      const M neg = land(lnot(cplx), lor(l1r < 0.0, l2r < 0.0));
-      L::store(o[kRho] + i, rho);
-      L::store(o[kNegative] + i, select(neg, D(1.0), D(0.0)));
-      L::store(o[kDamping] + i, D(kNaN));
-      L::store(o[kNatural] + i, D(kNaN));
-      L::store(o[kHalfLife] + i, D(kNaN));
-      return rho;
-    }
-    D ln_rho = D(0.0), damping = D(kNaN), natural = D(kNaN), negative = D(0.0);
-    if (!kTri && any_cplx) {
-      // ln|lambda| = log_det / 2.
-      const D lnr = 0.5 * log_det;
-      const D wn = hypot_(lnr, L::load(theta));
-      rho = select(cplx, L::load(rc), rho);
-      ln_rho = select(cplx, lnr, ln_rho);
-      natural = select(cplx, wn, natural);
-      damping = select(cplx, -lnr / wn, damping);
-    }
-    if (any_real) {
-      const M real = lnot(cplx);
-      negative = select(land(real, lor(l1r < 0.0, l2r < 0.0)), D(1.0), D(0.0));
-      const D ls1 = L::load(s1);
-      ln_rho = select(real, select(a1 > 0.0, ls1, D(-kInf)), ln_rho);
-      const M pos = land(real, land(l1r > 0.0, l2r > 0.0));
-      if (any(pos)) {
-        // The reference takes log(l2) where log_det is not finite; that never
-        // happens here: l2 > 0 implies det > 0, so log_det is finite.
-        const D s2 = log_det - ls1;
-        const D pr = ls1 * s2;
-        const M has = land(pos, pr > 0.0);
-        const D wn = sqrt_(pr);
-        natural = select(has, wn, natural);
-        damping = select(has, -(ls1 + s2) / (2.0 * wn), damping);
-      }
-    }
-    const D half_life = select(rho >= 1.0, D(kInf), select(rho == 0.0, D(0.0), g.log_half / ln_rho));
+    if (!kTri && any_cplx) rho = select(cplx, L::load(rc), rho);
+    const M real = lnot(cplx);
     L::store(o[kRho] + i, rho);
-    L::store(o[kNegative] + i, negative);
+    L::store(o[kNegative] + i, select(land(real, lor(l1r < 0.0, l2r < 0.0)), D(1.0), D(0.0)));
+    D ln_rho = D(0.0), damping = D(kNaN), natural = D(kNaN), half_life = D(kNaN);
+    if (g.dynamics) {
+      if (!kTri && any_cplx) {
+        // ln|lambda| = log_det / 2.
+        const D lnr = 0.5 * log_det;
+        const D wn = hypot_(lnr, L::load(theta));
+        ln_rho = select(cplx, lnr, ln_rho);
+        natural = select(cplx, wn, natural);
+        damping = select(cplx, -lnr / wn, damping);
+      }
+      if (any_real) {
+        const D ls1 = L::load(s1);
+        ln_rho = select(real, select(a1 > 0.0, ls1, D(-kInf)), ln_rho);
+        const M pos = land(real, land(l1r > 0.0, l2r > 0.0));
+        if (any(pos)) {
+          // The reference takes log(l2) where log_det is not finite; that never
+          // happens here: l2 > 0 implies det > 0, so log_det is finite.
+          const D s2 = log_det - ls1;
+          const D pr = ls1 * s2;
+          const M has = land(pos, pr > 0.0);
+          const D wn = sqrt_(pr);
+          natural = select(has, wn, natural);
+          damping = select(has, -(ls1 + s2) / (2.0 * wn), damping);
+        }
+      }
+      half_life = select(rho >= 1.0, D(kInf), select(rho == 0.0, D(0.0), g.log_half / ln_rho));
+    }
     L::store(o[kDamping] + i, damping);
     L::store(o[kNatural] + i, natural);
     L::store(o[kHalfLife] + i, half_life);
