@@ -343,6 +343,64 @@ TEST(SpectrumBatch, TransientPeakMatchesBruteForce) {
   }
 }
 
+TEST(SpectrumBatch, GridRowsShareAPerpPowersExactly) {
+  // Rows of a grid (alpha, mu fixed, beta moving): the kernel reads A_perp's a^t,
+  // c(t), d^t from a table shared by the row. Long rows near rho = 1, where the peak
+  // comes late (c(t) peaks at t ~ 1000 for alpha = mu = 0.999) or beyond the table
+  // (alpha = mu = 0.9995: the lane-by-lane path), rows one lane long, and eta = 0
+  // (A_par triangular too, formed as A_perp): bit for bit against the reference and
+  // within the powers' rounding of brute force.
+  GateSet s;
+  std::vector<int> horizon;
+  for (double a : {0.3, 0.9, 0.99, 0.999, 0.9995})
+    for (double m : {0.0, 0.5, 0.9, 0.999, 0.9995}) {
+      if (m > 0.99 && a < 0.99) continue;
+      const int n = a > 0.99 && m > 0.99 ? 23 : 203;  // ragged: rows start mid-vector
+      for (int j = 0; j < n; ++j) {
+        s.add(a, j / double(n - 1), m, j % 7 == 0 ? 0.0 : 1.5);
+        horizon.push_back(a > 0.99 || m > 0.99 ? 40000 : 4000);
+      }
+    }
+  for (int j = 0; j < 9; ++j) {  // one-point rows
+    s.add(0.5 + j * 0.05, 0.7, 0.6, 1.0);
+    horizon.push_back(4000);
+  }
+  for (PScale p : {PScale::kAlpha, PScale::kOne}) {
+    const GateBatch g = s.batch(p);
+    SpectrumBatch ref(g.n);
+    analyze_frozen_batch_ref(g, {true}, ref);
+    long checked = 0;
+    for (long i = 0; i < g.n; ++i) {
+      const Gates x = g.at(i);
+      for (int blk = 0; blk < 2; ++blk) {
+        const BlockColumns& c = blk ? ref.perp : ref.par;
+        if (!(c.rho[i] < 1) || i % 3 != 0) continue;  // brute force on a third: the slow part
+        const double want = brute_peak(blk ? a_perp(x) : a_par(x), horizon[size_t(i)]);
+        EXPECT_NEAR(c.transient_peak[i], want, 1e-11 * want) << (blk ? "perp" : "par") << " at " << i;
+        ++checked;
+      }
+      if (x.eta == 0 && ref.perp.rho[i] < 1)  // A_par = A_perp
+        EXPECT_TRUE(same_bits(ref.par.transient_peak[i], ref.perp.transient_peak[i])) << i;
+    }
+    EXPECT_GT(checked, 2 * 800);
+    for (SimdLevel level : {SimdLevel::kNone, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+      if (!simd_supported(level)) continue;
+      SpectrumBatch fast(g.n);
+      analyze_frozen_batch(g, {true}, level, fast);
+      long bad = 0;
+      for (long i = 0; i < g.n; ++i)
+        for (int blk = 0; blk < 2; ++blk) {
+          const double got = (blk ? fast.perp : fast.par).transient_peak[i];
+          const double want = (blk ? ref.perp : ref.par).transient_peak[i];
+          if (!same_bits(got, want) && bad++ < 5)
+            ADD_FAILURE() << to_string(level) << (blk ? " perp" : " par") << " alpha=" << g.alpha[i]
+                          << " beta=" << g.beta[i] << " mu=" << g.mu[i] << ": " << got << " vs " << want;
+        }
+      EXPECT_EQ(bad, 0) << to_string(level);
+    }
+  }
+}
+
 TEST(SpectrumBatch, NilpotentBlocksGoToTheReference) {
   // alpha = mu = 0: both blocks have rho = 0; the kernel hands these points over.
   GateSet s;

@@ -69,6 +69,14 @@ double transient_peak(const Mat2& m, const Eigenvalues2& eig, double r) {
     if (s - 1 >= s0) b = std::min(b, r > 0 ? s * rs / r : (s == 1 ? 1.0 : 0.0));
     return b;
   };
+  // An upper-triangular block (A_perp; A_par where eta rho_p = 0) has
+  // A^t = [[a^t, b c(t)], [0, d^t]] with c(1) = 1, c(t+1) = a^t + d c(t): its powers
+  // are formed that way, so that b enters once per power and the fast kernel can
+  // share a^t, c(t), d^t between every point of a row of the grid. (Its gates keep
+  // a, d >= 0.)
+  const bool tri = m.c == 0.0;
+  const bool falls = tri && m.a >= 0.0 && m.d >= 0.0;
+  double pa = m.a, pd = m.d, c = 1.0;
   // The running maximum of |A^t|_2^2 (t = 0: 1), its square root taken once per
   // update: sqrt is monotone and correctly rounded, so sqrt of the largest square is
   // the largest norm. A power is skipped only where its Frobenius norm proves it
@@ -78,6 +86,7 @@ double transient_peak(const Mat2& m, const Eigenvalues2& eig, double r) {
   Mat2 p = m;
   double rt = r;  // r^t
   for (long t = 1; t <= kMaxPeakSteps; ++t) {
+    if (tri) p = {pa, m.b * c, 0.0, pd};
     const double f = p.a * p.a + p.b * p.b + p.c * p.c + p.d * p.d;
     if (f * kSkip > best_sq) {
       const double u = norm2_sq(p);
@@ -89,7 +98,17 @@ double transient_peak(const Mat2& m, const Eigenvalues2& eig, double r) {
     const double s = static_cast<double>(t + 1);
     const double bound = n_a * c1_bound(s, rt * r) + det * c1_bound(s - 1, rt);
     if (bound <= best) break;
-    p = p * m;
+    // Triangular, 0 <= a, d < 1: c(t+1) - c(t) = a^t - (1 - d) c(t) and a^t / c(t)
+    // decreases, so once c falls it falls for good, like a^t and d^t: no later power
+    // has a larger entry, nor a larger norm (the margin covers the rounding).
+    if (falls && pa <= (1.0 - m.d) * c * (1.0 - 1e-12) && f * (1.0 + 1e-10) <= best_sq) break;
+    if (tri) {
+      c = pa + c * m.d;
+      pa = pa * m.a;
+      pd = pd * m.d;
+    } else {
+      p = p * m;
+    }
     rt *= r;
   }
   return best;

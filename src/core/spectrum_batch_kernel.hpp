@@ -163,7 +163,8 @@ struct Kernel {
     const D skip = D(1.0 + 1e-15), close = D(1.0 + 1e-15);
 
     D best_sq = D(1.0);
-    D pa = a, pb = b, pc = c, pd = d;
+    // Triangular: the powers as the reference forms them, A^t = [[a^t, b c(t)], [0, d^t]].
+    D pa = a, pb = b, pc = kTri ? D(1.0) : c, pd = d;
     D es1 = r_env, es = r_env * r_env;   // r^(s-1), r^s for s = t + 1
     D e1 = r1 * r1, e2 = r2 * r2;        // |l1|^s, |l2|^s
     for (long t = 1;; ++t) {
@@ -184,20 +185,20 @@ struct Kernel {
       bound2 = select(D(s) * one_minus_r >= 1.0 + 1e-12, min_(bound2, any_b * any_b), bound2);
       M done = bound2 * close <= best_sq;
       if constexpr (kTri) {
-        // A_perp^t = [[alpha^t, b c1(t)], [0, mu^t]], c1(t) = sum_k alpha^k mu^(t-1-k):
-        // c1(t+1) - c1(t) = alpha^t - (1 - mu) c1(t), and alpha^t / c1(t) decreases,
-        // so c1 rises, then falls for good. Once it falls (|b| alpha^t <= (1 - mu) |P_b|),
-        // every entry of every later power is at most this one's: |A^s|_2 <= |A^t|_F.
-        const M falling = abs_(b) * pa <= (1.0 - d) * abs_(pb) * (1.0 - 1e-12);
+        // A^t = [[a^t, b c(t)], [0, d^t]], c(t+1) - c(t) = a^t - (1 - d) c(t), and
+        // a^t / c(t) decreases, so c rises, then falls for good. Once it falls
+        // (a^t <= (1 - d) c(t)), every entry of every later power is at most this
+        // one's: |A^s|_2 <= |A^t|_F. The reference's rule, lane by lane.
+        const M falling = pa <= (1.0 - d) * pc * (1.0 - 1e-12);
         done = lor(done, land(falling, f * (1.0 + 1e-10) <= best_sq));
       }
       active = land(active, lnot(done));
       if (!any(active) || t == kMaxPeakSteps) break;
       if constexpr (kTri) {
-        const D na = pa * a, nb = pa * b + pb * d, nd = pd * d;
-        pa = na;
-        pb = nb;
-        pd = nd;
+        pc = pa + pc * d;  // pc holds c(t) here, b c(t) is the entry
+        pa = pa * a;
+        pd = pd * d;
+        pb = b * pc;
       } else {
         const D na = pa * a + pb * c, nb = pa * b + pb * d, nc = pc * a + pd * c, nd = pc * b + pd * d;
         pa = na;
@@ -211,6 +212,118 @@ struct Kernel {
       e2 = e2 * r2;
     }
     return sqrt_(best_sq);
+  }
+
+  // A_perp's powers for one (alpha, mu), shared by every point of a grid row: a^t,
+  // c(t) and d^t do not depend on beta (see peak()). A vector whose lanes all share
+  // the table's alpha and mu reads them here; only b c(t) and the norm are formed
+  // lane by lane, with the same operations as peak<true>() and the reference, so the
+  // values are the same bit for bit. Kept per thread across calls (a row outlives
+  // a block of the sweep); built up to where c(t) starts to fall, extended on demand.
+  static constexpr int kTab = 1024;
+  struct PerpTable {
+    double alpha = kNaN, mu = kNaN;  // the key (compared bit for bit)
+    int n = 0;      // rows 1 .. n are filled
+    int nb = 0;     // rows 1 .. nb have their bounds
+    int fall = 0;   // the first t with a^t <= (1 - mu) c(t) (0: none up to kTab)
+    double pa = 0, pd = 0, c = 0;  // a^t, d^t, c(t) of row n + 1
+    double pa_t[kTab + 2], pd_t[kTab + 2], cc[kTab + 2];
+    double a2[kTab + 2], d2[kTab + 2], ad2[kTab + 2];
+    // Bounds on every later power s > t (row t needs row t + 1): entries a^s <= a^(t+1),
+    // d^s <= d^(t+1), c(s) <= cs[t] = max over s > t (c(s) of the rows up to fall, and
+    // c falls after fall).
+    double sb[kTab + 2], cs[kTab + 2], cs2[kTab + 2], ms[kTab + 2];
+
+    void fill(int want) {  // rows up to min(want, kTab)
+      for (; n < want && n < kTab; ++n) {
+        const int t = n + 1;
+        pa_t[t] = pa;
+        pd_t[t] = pd;
+        cc[t] = c;
+        a2[t] = pa * pa;
+        d2[t] = pd * pd;
+        ad2[t] = 2.0 * (pa * pd);
+        if (fall == 0 && pa <= (1.0 - mu) * c * (1.0 - 1e-12)) fall = t;
+        c = pa + c * mu;
+        pa = pa * alpha;
+        pd = pd * mu;
+      }
+    }
+    // Rows 1 .. want with their bounds (want <= kTab - 1); false where c has not
+    // started to fall within the table.
+    bool reach(int want) {
+      if (want <= nb) return true;
+      fill(want + 1);
+      if (fall == 0) fill(kTab);
+      if (fall == 0 || n < want + 1) return false;
+      if (fall + 1 > n) fill(fall + 1);
+      // Bounds for rows nb + 1 .. n - 1 (each needs its successor). The first time
+      // nb = 0 and n > fall: every row's cs sees the whole rise of c.
+      const int lo = nb + 1;
+      double run = 0.0;  // max of cc over (t, fall]
+      for (int t = n - 1; t >= lo; --t) {
+        if (t + 1 <= fall) run = run < cc[t + 1] ? cc[t + 1] : run;
+        const double ct = t >= fall ? cc[t + 1] : run;
+        // With the bounds' margins: 1e-10 on the Frobenius bound, 1e-7 on the square
+        // of the triangle bound (5.1e-8 on each term), each covering the fma's rounding.
+        cs[t] = ct * (1.0 + 5.1e-8);
+        cs2[t] = ct * ct * (1.0 + 1e-10);
+        sb[t] = (a2[t + 1] + d2[t + 1]) * (1.0 + 1e-10);
+        ms[t] = (pa_t[t + 1] < pd_t[t + 1] ? pd_t[t + 1] : pa_t[t + 1]) * (1.0 + 5.1e-8);
+      }
+      nb = n - 1;
+      return nb >= want;
+    }
+    void reset(double a, double m) {
+      alpha = a;
+      mu = m;
+      n = 0;
+      nb = 0;
+      fall = 0;
+      pa = a;
+      pd = m;
+      c = 1.0;
+    }
+  };
+
+  // peak<true>() for lanes that share the table's alpha and mu: the same powers and
+  // skip test, stopped by two bounds on every later power s > t instead, both
+  // rigorous and nonincreasing in t:
+  //  - Frobenius: |A^s|_2^2 <= f(s) <= sb[t] + b^2 cs2[t] (margin 1e-10: f(s) and the
+  //    rounding of c after it falls, as the falling rule);
+  //  - triangle: |A^s|_2 <= max(a^s, d^s) + |b| c(s) <= ms[t] + |b| cs[t], squared
+  //    with a margin of 1e-7 for norm2_sq's rounding (up to ~4e-8 relative where the
+  //    singular values nearly meet).
+  // Returns false, leaving best alone, where the table cannot reach the stop.
+  static bool peak_table(PerpTable& tab, D b, M active, D& best) {
+    const D z = abs_(b), z2 = b * b;
+    const D skip = D(1.0 + 1e-15);
+    // (The squared triangle bound rounds twice more, the fma once: inside the margins.)
+    D best_sq = D(1.0);
+    for (int t = 1;; ++t) {
+      if (t > tab.nb) {
+        if (t > kTab - 1) return false;
+        const int want = t < 32 ? 64 : 2 * t;
+        if (!tab.reach(want < kTab - 1 ? want : kTab - 1)) return false;
+      }
+      const D pb = b * D(tab.cc[t]);
+      const D f = (D(tab.a2[t]) + pb * pb) + D(tab.d2[t]);
+      // Most lanes update: the norm without a branch.
+      const M upd = land(active, f * skip > best_sq);
+      const D ad2 = D(tab.ad2[t]);
+      const D x = (f - ad2) * (f + ad2);
+      const D g = sqrt_(select(D(0.0) < x, x, D(0.0)));
+      const D u = 0.5 * (f + g);
+      best_sq = select(land(upd, best_sq < u), u, best_sq);
+      // The margins are in the table's constants (see reach()).
+      const D frob = fma_(z2, D(tab.cs2[t]), D(tab.sb[t]));
+      const D tri = fma_(z, D(tab.cs[t]), D(tab.ms[t]));
+      const D bound2 = min_(frob, tri * tri);
+      active = land(active, lnot(bound2 <= best_sq));
+      if (!any(active)) break;
+    }
+    best = sqrt_(best_sq);
+    return true;
   }
 
   // The kernel runs in phases over sub-blocks of kSub points: (1) matrices and
@@ -430,7 +543,7 @@ struct Kernel {
   }
 
   // Phase 4: the transient peaks; points left to the reference go to g.patch.
-  static void phase4(Args& g, long i0, long nv, const Temps& t) {
+  static void phase4(Args& g, long i0, long nv, const Temps& t, PerpTable& tab) {
     for (long v = 0; v < nv; ++v) {
       const long i = i0 + v * W;
       const D alpha = L::load(g.alpha + i), beta = L::load(g.beta + i), mu = L::load(g.mu + i),
@@ -456,7 +569,33 @@ struct Kernel {
         patch = lor(patch, tiny);
         const M active = land(k.rho < 1.0, lnot(patch));
         D best = D(1.0);
-        if (any(active)) best = blk == 0 ? peak<false>(k, active) : peak<true>(k, active);
+        if (any(active)) {
+          if (blk == 1) {
+            bool done = false;
+            if (uniform(alpha) && uniform(mu)) {
+              // A new (alpha, mu) gets a table only where the next vector shares it:
+              // a row, not a lone point (shuffled gates, the one-lane path).
+              const bool same = __builtin_memcmp(g.alpha + i, &tab.alpha, sizeof(double)) == 0 &&
+                                __builtin_memcmp(g.mu + i, &tab.mu, sizeof(double)) == 0;
+              const bool row = v + 1 < nv && __builtin_memcmp(g.alpha + i + W, g.alpha + i, sizeof(double)) == 0 &&
+                               __builtin_memcmp(g.mu + i + W, g.mu + i, sizeof(double)) == 0;
+              if (!same && row) tab.reset(g.alpha[i], g.mu[i]);
+              if (same || row) done = peak_table(tab, k.b, active, best);
+            }
+            if (!done) best = peak<true>(k, active);
+          } else {
+            // A_par is upper triangular where eta rho_p = 0: the reference forms its
+            // powers as A_perp's.
+            const M tri = k.c == 0.0;
+            if (any(land(active, tri))) {
+              const D bt = peak<true>(k, land(active, tri));
+              const M gen = land(active, lnot(tri));
+              best = any(gen) ? select(tri, bt, peak<false>(k, gen)) : bt;
+            } else {
+              best = peak<false>(k, active);
+            }
+          }
+        }
         L::store(o[kPeak] + i, select(k.rho < 1.0, best, D(kInf)));
       }
       if (any(patch)) {
@@ -466,6 +605,11 @@ struct Kernel {
           if (lanes[j] != 0.0) g.patch[g.n_patch++] = i + j;
       }
     }
+  }
+
+  static PerpTable& perp_table() {
+    static thread_local PerpTable tab;
+    return tab;
   }
 
   static void run(Args& g, long begin, long end) {
@@ -488,7 +632,7 @@ struct Kernel {
       phase2(g, i0, nv, t, m);
       phase3(g, i0, nv, t);
       if (g.peak) {
-        phase4(g, i0, nv, t);
+        phase4(g, i0, nv, t, perp_table());
       } else {
         for (long i = i0; i < i0 + nv * W; ++i) g.out[kPeak][i] = g.out[kPerBlock + kPeak][i] = kNaN;
       }

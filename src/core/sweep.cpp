@@ -21,13 +21,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include "mdnstab/atomic_file.hpp"
 #include "mdnstab/chunk_ref.hpp"
+#include "mdnstab/spread_threads.hpp"
 
 namespace mdnstab {
 
@@ -605,10 +605,10 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
       writer_busy = false;
     }
   };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  {
+    SpreadThreads pool(threads - 1, work);
+    work();
+  }
   const auto t_compute = std::chrono::steady_clock::now();
   if (!io_status.is_ok()) return io_status;
   if (writing)
