@@ -300,24 +300,29 @@ struct Kernel {
     const D skip = D(1.0 + 1e-15);
     // (The squared triangle bound rounds twice more, the fma once: inside the margins.)
     D best_sq = D(1.0);
-    for (int t = 1;; ++t) {
-      if (t > tab.nb) {
-        if (t > kTab - 1) return false;
-        const int want = t < 32 ? 64 : 2 * t;
-        if (!tab.reach(want < kTab - 1 ? want : kTab - 1)) return false;
-      }
+    // Two powers per round, the stop tested after the second: fewer exits to
+    // mispredict, each waiting on the chain through the square root.
+    auto eval = [&](int t) {
       const D pb = b * D(tab.cc[t]);
       const D f = (D(tab.a2[t]) + pb * pb) + D(tab.d2[t]);
-      // Most lanes update: the norm without a branch.
       const M upd = land(active, f * skip > best_sq);
       const D ad2 = D(tab.ad2[t]);
       const D x = (f - ad2) * (f + ad2);
       const D g = sqrt_(select(D(0.0) < x, x, D(0.0)));
       const D u = 0.5 * (f + g);
       best_sq = select(land(upd, best_sq < u), u, best_sq);
+    };
+    for (int t = 1;; t += 2) {
+      if (t + 1 > tab.nb) {
+        if (t + 1 > kTab - 1) return false;
+        const int want = t < 32 ? 64 : 2 * t;
+        if (!tab.reach(want < kTab - 1 ? want : kTab - 1)) return false;
+      }
+      eval(t);
+      eval(t + 1);
       // The margins are in the table's constants (see reach()).
-      const D frob = fma_(z2, D(tab.cs2[t]), D(tab.sb[t]));
-      const D tri = fma_(z, D(tab.cs[t]), D(tab.ms[t]));
+      const D frob = fma_(z2, D(tab.cs2[t + 1]), D(tab.sb[t + 1]));
+      const D tri = fma_(z, D(tab.cs[t + 1]), D(tab.ms[t + 1]));
       const D bound2 = min_(frob, tri * tri);
       active = land(active, lnot(bound2 <= best_sq));
       if (!any(active)) break;
