@@ -96,14 +96,15 @@ struct Kernel {
       k.disc = disc;
       k.cplx = land(lnot(tri), lnot(real));
       D l1r = half, l2r = half, l1i = D(0.0), l2i = D(0.0);
+      // sqrt(-disc) of a complex pair and sqrt(disc) of a real one are both
+      // sqrt(|disc|) (copysign below ignores the sign of sqrt(-0)): one square root.
+      const D s = sqrt_(abs_(disc));
       if (any(k.cplx)) {
-        const D im = sqrt_(-disc);
-        l1i = select(k.cplx, im, D(0.0));
-        l2i = select(k.cplx, -im, D(0.0));
+        l1i = select(k.cplx, s, D(0.0));
+        l2i = select(k.cplx, -s, D(0.0));
       }
       const M real_nt = land(lnot(tri), real);
       if (any(real_nt)) {
-        const D s = sqrt_(disc);
         const D l1 = half + copysign_(s, half);
         const D l2 = select(l1 != 0.0, det(a, b, c, d) / l1, D(0.0));
         l1r = select(real_nt, l1, l1r);
