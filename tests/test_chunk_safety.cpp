@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <functional>
@@ -199,6 +200,27 @@ TEST(ChunkMap, ChecksItsInput) {
   s.dk = s.dv = 4096;
   EXPECT_EQ(check(s).code, Code::kTooLarge);
   EXPECT_NE(msg().find("memory"), std::string::npos);
+}
+
+TEST(ChunkMap, StopFlagEndsTheMapBetweenPoints) {
+  // A caller's interrupt flag (the report's SIGINT flag): lowered, the map runs whole;
+  // raised, every remaining point is skipped and the map says it stopped.
+  ChunkMapSpec s;
+  s.axes = {Axis{"log_alpha", -2, 0, 6}, Axis{"log_mu", -2, 0, 6}};
+  s.fixed = {{"beta", 0.1}, {"eta", 1.0}};
+  s.steps = 256;
+  s.chunk = 32;
+  s.dk = s.dv = 16;
+  s.threads = 1;
+  std::atomic<int> flag{0};
+  s.stop = &flag;
+  auto whole = run_chunk_map(s);
+  ASSERT_TRUE(whole.is_ok()) << whole.status.message;
+  EXPECT_EQ(whole.value.judged + whole.value.reference_nonfinite, 36);
+  flag = 2;
+  auto stopped = run_chunk_map(s);
+  EXPECT_FALSE(stopped.is_ok());
+  EXPECT_NE(stopped.status.message.find("stopped"), std::string::npos);
 }
 
 TEST(ChunkSets, CountsLargestChunkAndWorstGate) {

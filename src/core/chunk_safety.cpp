@@ -357,6 +357,7 @@ Result<ChunkMapSummary> run_chunk_map(const ChunkMapSpec& spec) {
   const bool progress = spec.progress && slots.points > 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long i = 0; i < slots.points; ++i) {
+    if (spec.stop && spec.stop->load(std::memory_order_relaxed) != 0) continue;
     ChunkMapPoint& pt = sum.points_list[size_t(i)];
     pt.gates = point_gates(spec, slots, i);
     pt.error = measure_chunk_error(pt.gates, in, spec.chunk, spec.precision, spec.beta_eps);
@@ -378,6 +379,8 @@ Result<ChunkMapSummary> run_chunk_map(const ChunkMapSpec& spec) {
     }
   }
 
+  if (spec.stop && spec.stop->load() != 0)
+    return error(Code::kIoError, "chunk-safety map stopped before its end (interrupted)");
   const size_t naxes = spec.axes.size();
   sum.broken_min.assign(naxes, kInf);
   sum.broken_max.assign(naxes, -kInf);

@@ -63,14 +63,15 @@ Result<std::vector<Crossing>> rule_boundary(const StudyChunkSafety& cs, PScale p
 Status section_chunk_safety(Context& c, Shared&) {
   const Study& s = c.study;
   const StudyChunkSafety& cs = *s.chunk_safety;
-  const ChunkMapSpec spec = chunk_map_spec(cs, s.p_scale);
+  ChunkMapSpec spec = chunk_map_spec(cs, s.p_scale);
+  spec.stop = &g_interrupt_signal;  // Ctrl-C stops the map between points, not after it
   const long N = cs.resolution;
   c.progress(fmt::format("chunk safety: {} x {} emulated chunkwise passes ({} tokens, DK {}, DV {}, C = {}, {})", N, N,
                          cs.steps, cs.dk, cs.dv, cs.chunk, to_string(cs.precision)));
   c.seeds["chunk_safety.inputs"] = spec.seed;
   auto run = run_chunk_map(spec);
-  if (!run.is_ok()) return error(run.status.code, fmt::format("chunk safety map: {}", run.status.message));
   if (interrupted()) return interrupted_status();
+  if (!run.is_ok()) return error(run.status.code, fmt::format("chunk safety map: {}", run.status.message));
   const ChunkMapSummary& m = run.value;
   ChunkRuleOptions ro;
   ro.tol = cs.tolerance;

@@ -29,6 +29,7 @@
 // fp64 near 33; in bf16 the other terms alone reach 1e-2.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -114,6 +115,9 @@ struct ChunkMapSpec {
   std::string out_path;           // CSV; empty: none
   double max_seconds = 12 * 3600; // refuse grids estimated to take longer
   bool progress = false;          // a progress line on stderr
+  // Polled between points: once it holds a nonzero value the remaining points are
+  // skipped and run_chunk_map returns an error (a caller's SIGINT flag).
+  const std::atomic<int>* stop = nullptr;
 };
 
 struct ChunkMapPoint {
