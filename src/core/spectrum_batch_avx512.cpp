@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <memory>
 
 // Everything below is compiled for AVX-512F and has internal linkage but the entry point.
 #pragma GCC push_options

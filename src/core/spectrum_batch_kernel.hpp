@@ -9,7 +9,8 @@
 // Internal header: include it inside no namespace, after spectrum_batch_impl.hpp and
 // after the lane type's operations (L::D, L::M, L::W, L::load, L::store, select, any,
 // land, lor, lnot, count, same_bits, uniform, min_, max_, sqrt_, fma_, abs_, copysign_, log_,
-// exp_, atan2_, hypot_). Everything here has internal linkage, so each ISA's copy stays in its own translation unit.
+// exp_, atan2_, hypot_), and after <memory> (included before any target pragma). Everything
+// here has internal linkage, so each ISA's copy stays in its own translation unit.
 #pragma once
 
 namespace mdnstab::batch_kernel {
@@ -613,9 +614,12 @@ struct Kernel {
     }
   }
 
+  // On the heap, made on first use: a 100 KB thread_local would sit in every thread's
+  // static TLS, cleared at each thread's start in every part of the program.
   static PerpTable& perp_table() {
-    static thread_local PerpTable tab;
-    return tab;
+    static thread_local std::unique_ptr<PerpTable> tab;
+    if (!tab) tab = std::make_unique<PerpTable>();
+    return *tab;
   }
 
   static void run(Args& g, long begin, long end) {
