@@ -521,7 +521,7 @@ struct Kernel {
     // A_perp's columns of the last vector computed, kept to store again where the
     // inputs repeat.
     long held = -1;
-    D pv[kHalfLife + 1];
+    D pv[kHalfLife + 1] = {};
     for (long v = 0; v < nv; ++v) {
       const long i = i0 + v * W, j = v * W;
       const D rho_par = metrics<false>(g, par, i, t.cplx[v], t.real[v], L::load(t.ld + j), L::load(t.a1 + j),
