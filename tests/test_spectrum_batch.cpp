@@ -379,8 +379,9 @@ TEST(SpectrumBatch, GridRowsShareAPerpPowersExactly) {
         EXPECT_NEAR(c.transient_peak[i], want, 1e-11 * want) << (blk ? "perp" : "par") << " at " << i;
         ++checked;
       }
-      if (x.eta == 0 && ref.perp.rho[i] < 1)  // A_par = A_perp
+      if (x.eta == 0 && ref.perp.rho[i] < 1) {  // A_par = A_perp
         EXPECT_TRUE(same_bits(ref.par.transient_peak[i], ref.perp.transient_peak[i])) << i;
+      }
     }
     EXPECT_GT(checked, 2 * 800);
     for (SimdLevel level : {SimdLevel::kNone, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
