@@ -167,16 +167,21 @@ std::string conclusion(const ConstraintReport& r) {
         "{} failed.",
         r.margin, r.all.total() - in.total(), r.all.certified - in.certified, edge_refuted,
         r.all.undecided - in.undecided, r.all.failed - in.failed);
-  if (in.refuted > 0)
-    return fmt::format(
-        "NOT SAFE: {} of {} samples with max(alpha, mu) <= 1 - {:g} are refuted (reachable gates that grow under "
-        "some key sequence); the deepest lies at max(alpha, mu) = 1 - {:.4g}, the worst grows {:.4g}% per step.{}",
-        in.refuted, in.total(), r.margin, r.deepest_refuted.depth, 100 * (r.counterexamples.empty() ? 0 : r.counterexamples[0].cert.lower_bound - 1), edge);
-  if (in.undecided > 0 || in.failed > 0)
-    return fmt::format("UNDECIDED: no refuted sample with max(alpha, mu) <= 1 - {:g}, but {} undecided and {} failed "
-                       "among {}.{}",
-                       r.margin, in.undecided, in.failed, in.total(), edge);
-  if (in.total() == 0) return fmt::format("NO SAMPLE lies inside the margin 1 - {:g}.{}", r.margin, edge);
+  switch (margin_verdict(r)) {
+    case Verdict::kRefuted:
+      return fmt::format(
+          "NOT SAFE: {} of {} samples with max(alpha, mu) <= 1 - {:g} are refuted (reachable gates that grow under "
+          "some key sequence); the deepest lies at max(alpha, mu) = 1 - {:.4g}, the worst grows {:.4g}% per step.{}",
+          in.refuted, in.total(), r.margin, r.deepest_refuted.depth,
+          100 * (r.counterexamples.empty() ? 0 : r.counterexamples[0].cert.lower_bound - 1), edge);
+    case Verdict::kUndecided:
+      if (in.total() == 0) return fmt::format("NO SAMPLE lies inside the margin 1 - {:g}.{}", r.margin, edge);
+      return fmt::format("UNDECIDED: no refuted sample with max(alpha, mu) <= 1 - {:g}, but {} undecided and {} "
+                         "failed among {}.{}",
+                         r.margin, in.undecided, in.failed, in.total(), edge);
+    case Verdict::kCertified:
+      break;
+  }
   return fmt::format("CERTIFIED for all {} samples with max(alpha, mu) <= 1 - {:g} (worst gamma {:.9g}).{}",
                      in.total(), r.margin, r.worst_gamma_inside_margin, edge);
 }

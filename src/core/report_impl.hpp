@@ -117,6 +117,13 @@ Status render(Context& c, const Plot& p);
 std::string gp_viridis();  // monotone-luminance palette (dark to light)
 std::string gp_categories(const std::vector<std::pair<std::string, std::string>>& labels_and_colours);
 std::string gp_quote(const std::string& s);  // a gnuplot string literal
+// Verdict codes in the data files (0 certified, 1 undecided, 2 refuted), ordered
+// light to dark in the figures; then "failed" (no verdict) for the bar charts.
+inline int verdict_code(Verdict v) { return v == Verdict::kCertified ? 0 : (v == Verdict::kUndecided ? 1 : 2); }
+inline constexpr const char* kVerdictNames[4] = {"certified", "undecided", "refuted", "failed"};
+inline constexpr const char* kVerdictColours[4] = {"#e8f1d4", "#e0a526", "#5a1a32", "#9a9a9a"};
+// Certified points: a darker green than the certified area, to show on white.
+inline constexpr const char* kCertifiedPointColour = "#8fb35a";
 // Panels in a row with fixed margins (so that they line up), leaving room at
 // the right for one colour box; gp_colorbox places it beside the last panel.
 struct PanelLayout {

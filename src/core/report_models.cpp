@@ -18,13 +18,6 @@ namespace mdnstab::report_detail {
 
 namespace {
 
-// Verdict codes as in the tier sections: 0 certified, 1 undecided, 2 refuted.
-int code_of(Verdict v) { return v == Verdict::kCertified ? 0 : (v == Verdict::kUndecided ? 1 : 2); }
-
-// The three verdicts, then samples certify() failed on (no verdict).
-const char* kVerdictColours[4] = {"#e8f1d4", "#e0a526", "#5a1a32", "#9a9a9a"};
-const char* kVerdictNames[4] = {"certified", "undecided", "refuted", "failed"};
-
 std::string witness_words(const Certificate& c) {
   if (c.witness.kind == Witness::Kind::kRotation)
     return fmt::format("keys rotating by {} rad per step in a plane", fmt_num(c.witness.angle, 4));
@@ -104,7 +97,7 @@ Status section_gate_dumps(Context& c, Shared&) {
         continue;
       }
       const Certificate& ce = tk.check.cert;
-      tcsv.exact(ce.upper_bound).exact(ce.lower_bound).num(code_of(ce.verdict)).num(witness_angle(ce)).end();
+      tcsv.exact(ce.upper_bound).exact(ce.lower_bound).num(verdict_code(ce.verdict)).num(witness_angle(ce)).end();
       if (ce.verdict == Verdict::kRefuted &&
           (best < 0 || ce.lower_bound > tokens[size_t(best)].check.cert.lower_bound))
         best = long(i);
@@ -122,7 +115,7 @@ Status section_gate_dumps(Context& c, Shared&) {
       hcsv.num(double(h.head)).num(double(h.tokens)).num(double(h.distinct)).num(v.fraction(v.certified))
           .num(v.fraction(v.undecided)).num(v.fraction(v.refuted)).num(v.fraction(v.failed));
       if (h.set_status.is_ok())
-        hcsv.exact(h.set_cert.upper_bound).exact(h.set_cert.lower_bound).num(code_of(h.set_cert.verdict)).end();
+        hcsv.exact(h.set_cert.upper_bound).exact(h.set_cert.lower_bound).num(verdict_code(h.set_cert.verdict)).end();
       else
         hcsv.num(NAN).num(NAN).num(NAN).end();
       t.rows.push_back({fmt::format("{}", h.head), fmt::format("{}", h.tokens), fmt::format("{}", h.distinct),
@@ -192,7 +185,7 @@ Status section_gate_dumps(Context& c, Shared&) {
       b += fmt::format("{}'../data/{}' skip 1 using {}:(($11 == {}) ? ${} : NaN){} with points {} lc rgb '{}' notitle",
                        k ? ", " : "", tfile, any_mu ? 8 : 4, k, any_mu ? 7 : 5,
                        thin > 1 ? fmt::format(" every {}", thin) : std::string(), pts[k],
-                       k == 0 ? "#8fb35a" : kVerdictColours[k]);
+                       k == 0 ? kCertifiedPointColour : kVerdictColours[k]);
     }
     b += "\nunset logscale x\nset format x '%g'\nset autoscale x\n";
     b += lay.margins(1);
@@ -257,7 +250,7 @@ Status section_checkpoints(Context& c, Shared&) {
     for (const HeadConstraint& h : heads) {
       const ConstraintReport& r = h.report;
       const VerdictCounts& in = r.inside_margin;
-      const int code = code_of(margin_verdict(r));
+      const int code = verdict_code(margin_verdict(r));
       ++head_counts[code];
       layer_code[size_t(h.layer)] = std::max(layer_code[size_t(h.layer)], code);
       const CheckedGate* cx = r.counterexamples.empty() ? nullptr : &r.counterexamples[0];

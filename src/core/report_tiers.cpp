@@ -18,11 +18,9 @@ namespace mdnstab::report_detail {
 
 namespace {
 
-// Verdict codes in the data files, ordered light to dark in the figures.
-int code_of(Verdict v) { return v == Verdict::kCertified ? 0 : (v == Verdict::kUndecided ? 1 : 2); }
-
 const std::vector<std::pair<std::string, std::string>> kTierColours = {
-    {"certified", "#e8f1d4"}, {"undecided", "#e0a526"}, {"refuted", "#5a1a32"}};
+    {kVerdictNames[0], kVerdictColours[0]}, {kVerdictNames[1], kVerdictColours[1]},
+    {kVerdictNames[2], kVerdictColours[2]}};
 
 // Certifies every gate alone, on all cores; stops early on interrupt. A gate
 // certify() fails on is kept with its status (`failed`), counted and named in
@@ -152,14 +150,14 @@ Status section_reachable(Context& c, Shared& shared) {
     for (size_t i = 0; i < gates.size(); ++i) {
       const Gates& g = gates[i];
       const Certificate& ce = certs[i];
-      verdicts[ci].push_back(failed[i].is_ok() ? code_of(ce.verdict) : -1);
+      verdicts[ci].push_back(failed[i].is_ok() ? verdict_code(ce.verdict) : -1);
       if (!failed[i].is_ok()) {
         csv.num(g.alpha).num(g.beta).num(g.mu).num(g.eta).num(-std::expm1(g.log_mu)).num(NAN).num(NAN).num(NAN)
             .num(NAN).num(NAN).num(double(smp.value[i].kind)).num(smp.value[i].range == SampleRange::kWide ? 1 : 0)
             .end();
         continue;
       }
-      const int code = code_of(ce.verdict);
+      const int code = verdict_code(ce.verdict);
       n_cert += code == 0;
       n_und += code == 1;
       n_ref += code == 2;
@@ -346,7 +344,7 @@ Status section_reachable(Context& c, Shared& shared) {
       b += fmt::format("{}'../data/{}' skip 1 using {}{} with points {} lc rgb '{}' title {}", v ? ", " : "",
                        files[size_t(k)], fmt::format(fmt::runtime(xy), v),
                        thin > 1 ? fmt::format(" every {}", thin) : std::string(), pts[v],
-                       v == 0 ? "#8fb35a" : kTierColours[size_t(v)].second, gp_quote(kTierColours[size_t(v)].first));
+                       v == 0 ? kCertifiedPointColour : kTierColours[size_t(v)].second, gp_quote(kTierColours[size_t(v)].first));
     }
     b += "\n";
   }
@@ -409,7 +407,7 @@ Status section_tiers(Context& c, Shared&) {
         csv.num(gates[i].alpha).num(gates[i].beta).num(NAN).num(NAN).num(NAN).end();
         continue;
       }
-      const int code = code_of(certs[i].verdict);
+      const int code = verdict_code(certs[i].verdict);
       ++cnt[code];
       csv.num(gates[i].alpha).num(gates[i].beta).num(code).exact(certs[i].upper_bound).exact(certs[i].lower_bound).end();
     }
