@@ -8,7 +8,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "mdnstab/atomic_file.hpp"
 #include "mdnstab/sweep.hpp"
 
 namespace mdnstab {
@@ -257,32 +256,6 @@ TEST(Sweep, SpecErrorsBeforeWork) {
   spec.metrics = {};
   opt.out_path = "/nonexistent_dir_mdnstab/x.csv";
   EXPECT_EQ(check(spec, opt).code, Code::kIoError);
-}
-
-TEST(AtomicFile, AppearsWholeOrNotAtAll) {
-  const auto dir = std::filesystem::temp_directory_path() / "mdnstab_test_atomic";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "f.txt").string();
-  {
-    AtomicFile f;
-    ASSERT_TRUE(f.open(path).is_ok());
-    ASSERT_TRUE(f.write("partial").is_ok());
-    EXPECT_FALSE(std::filesystem::exists(path));  // not visible before commit
-  }  // destroyed without commit: nothing left
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 0);
-  AtomicFile g;
-  ASSERT_TRUE(g.open(path).is_ok());
-  ASSERT_TRUE(g.write("whole\n").is_ok());
-  ASSERT_TRUE(g.commit().is_ok());
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s);
-  EXPECT_EQ(s, "whole");
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
-  EXPECT_FALSE(check_writable((dir / "missing" / "x").string()).is_ok());
-  EXPECT_FALSE(check_writable(dir.string()).is_ok());  // a directory
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

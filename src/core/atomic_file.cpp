@@ -1,9 +1,11 @@
 // Temporary-then-rename output; a signal handler removes pending temporaries.
 #include "mdnstab/atomic_file.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -70,43 +72,142 @@ Status check_writable(const std::string& path) {
 
 AtomicFile::~AtomicFile() { discard(); }
 
+void AtomicFile::FreeStage::operator()(char* p) const { std::free(p); }
+
+Status AtomicFile::fail(int err) {
+  discard();
+  return error(Code::kIoError, fmt::format("writing '{}' failed: {}", path_, std::strerror(err)));
+}
+
 Status AtomicFile::open(const std::string& path) {
   if (Status s = check_writable(path); !s.is_ok()) return s;
+  discard();
   path_ = path;
   std::string templ = path + ".tmp.XXXXXX";
   const int fd = mkstemp(templ.data());
   if (fd < 0) return error(Code::kIoError, fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
   tmp_ = templ;
   slot_ = claim_slot(tmp_);
-  f_ = fdopen(fd, "wb");
-  if (!f_) {
-    close(fd);
-    discard();
-    return error(Code::kIoError, fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-  }
+  fd_ = fd;
+  // 4 KiB alignment of the stages, their size and every offset suits any logical
+  // block size up to 4 KiB. Pages are touched only as data arrives; the second
+  // stage is made when the first is full.
+  stage_[0].reset(static_cast<char*>(std::aligned_alloc(4096, kStage)));
+  if (!stage_[0]) return fail(ENOMEM);
+  cur_ = 0;
+  used_ = 0;
+  offset_ = 0;
+  direct_bytes_ = 0;
+  pending_ = -1;
+  io_err_ = 0;
+  stop_ = false;
+  // Refused (EINVAL) where the file system has no direct I/O: plain writes then.
+  const int flags = fcntl(fd_, F_GETFL);
+  direct_ = flags >= 0 && fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
   return Status::ok();
 }
 
+int AtomicFile::put(const char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t k = pwrite(fd_, p, n, offset_);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0 && errno == EINVAL && direct_) {
+      // Some file systems accept O_DIRECT but refuse the write itself.
+      const int flags = fcntl(fd_, F_GETFL);
+      if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) return errno;
+      direct_ = false;
+      continue;
+    }
+    if (k < 0) return errno;
+    if (k == 0) return EIO;
+    p += k;
+    n -= size_t(k);
+    offset_ += k;
+    if (direct_) direct_bytes_ += k;
+  }
+  return 0;
+}
+
+void AtomicFile::writer() {
+  std::unique_lock lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [&] { return pending_ >= 0 || stop_; });
+    if (pending_ < 0) return;
+    const int s = pending_;
+    lk.unlock();
+    const int err = put(stage_[s].get(), kStage);
+    lk.lock();
+    if (err && !io_err_) io_err_ = err;
+    pending_ = -1;
+    cv_.notify_all();
+  }
+}
+
+int AtomicFile::wait_idle() {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return pending_ < 0; });
+  return io_err_;
+}
+
+long long AtomicFile::direct_bytes() const {
+  std::lock_guard lk(mu_);
+  return direct_bytes_;
+}
+
 Status AtomicFile::write(std::string_view data) {
-  if (!f_) return error(Code::kIoError, "write to a file that is not open");
-  if (std::fwrite(data.data(), 1, data.size(), f_) != data.size()) {
-    const std::string why = std::strerror(errno);
-    discard();
-    return error(Code::kIoError, fmt::format("writing '{}' failed: {}", path_, why));
+  if (fd_ < 0) return error(Code::kIoError, "write to a file that is not open");
+  while (!data.empty()) {
+    const std::size_t n = std::min(kStage - used_, data.size());
+    std::memcpy(stage_[cur_].get() + used_, data.data(), n);
+    used_ += n;
+    data.remove_prefix(n);
+    if (used_ < kStage) continue;
+    // Hand the full stage over; the other one is free once its write is done.
+    if (const int err = wait_idle()) return fail(err);
+    if (!stage_[1]) {
+      stage_[1].reset(static_cast<char*>(std::aligned_alloc(4096, kStage)));
+      if (!stage_[1]) return fail(ENOMEM);
+      io_ = std::thread([this] { writer(); });
+    }
+    {
+      std::lock_guard lk(mu_);
+      pending_ = cur_;
+    }
+    cv_.notify_all();
+    cur_ ^= 1;
+    used_ = 0;
   }
   return Status::ok();
 }
 
 Status AtomicFile::commit() {
-  if (!f_) return error(Code::kIoError, "commit of a file that is not open");
-  const bool ok = std::fflush(f_) == 0 && fsync(fileno(f_)) == 0;
-  const int close_rc = std::fclose(f_);
-  f_ = nullptr;
-  if (!ok || close_rc != 0) {
-    const std::string why = std::strerror(errno);
-    discard();
-    return error(Code::kIoError, fmt::format("writing '{}' failed: {}", path_, why));
+  if (fd_ < 0) return error(Code::kIoError, "commit of a file that is not open");
+  int err = wait_idle();
+  if (io_.joinable()) {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    io_.join();
   }
+  if (err) return fail(err);
+  if (used_ > 0) {
+    // The tail is not a whole number of blocks: a plain write.
+    if (direct_) {
+      const int flags = fcntl(fd_, F_GETFL);
+      if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) return fail(errno);
+      direct_ = false;
+    }
+    if ((err = put(stage_[cur_].get(), used_))) return fail(err);
+    used_ = 0;
+  }
+  stage_[0].reset();
+  stage_[1].reset();
+  if (fsync(fd_) != 0) return fail(errno);
+  const int rc = close(fd_);
+  fd_ = -1;
+  if (rc != 0) return fail(errno);
   // mkstemp creates mode 0600; give the result the usual permissions.
   const mode_t mask = umask(0);
   umask(mask);
@@ -123,10 +224,22 @@ Status AtomicFile::commit() {
 }
 
 void AtomicFile::discard() {
-  if (f_) {
-    std::fclose(f_);
-    f_ = nullptr;
+  if (io_.joinable()) {  // let a write under way end, then stop the thread
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return pending_ < 0; });
+      stop_ = true;
+    }
+    cv_.notify_all();
+    io_.join();
   }
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  stage_[0].reset();
+  stage_[1].reset();
+  used_ = 0;
   if (!tmp_.empty()) {
     unlink(tmp_.c_str());
     tmp_.clear();

@@ -27,6 +27,7 @@
 
 #include "mdnstab/atomic_file.hpp"
 #include "mdnstab/chunk_ref.hpp"
+#include "mdnstab/number_text.hpp"
 #include "mdnstab/spread_threads.hpp"
 
 namespace mdnstab {
@@ -156,22 +157,15 @@ struct Partial {
 };
 
 // Shortest round-trip text of v at p (fmt's "{}"); NaN ("none") is an empty field.
-char* put_number(char* p, double v) {
-  if (std::isnan(v)) return p;
-  if (v == 0.0 && !std::signbit(v)) {
-    *p = '0';
-    return p + 1;
-  }
-  return fmt::format_to(p, FMT_COMPILE("{}"), v);
-}
+char* put_number(char* p, double v) { return std::isnan(v) ? p : write_shortest(p, v); }
 
 // The last value written in one CSV column and its text: neighbouring grid points
 // often repeat a value (A_perp's metrics along beta), and equal bits give equal text.
 struct CellCache {
-  static constexpr int kRoom = 32;  // > the 24 characters of the longest shortest double
+  static constexpr int kRoom = 32;  // > kShortestMax: what a field may take in the row
   uint64_t bits = 0;
   int len = -1;
-  char text[kRoom] = {};
+  char text[kShortestRoom] = {};
   char* put(char* p, double v) {
     uint64_t b;
     std::memcpy(&b, &v, sizeof b);
@@ -211,7 +205,7 @@ GateTable make_gate_table(const SweepSpec& spec, const Resolved& r, bool text) {
   if (!text) return t;
   auto add = [&](int k, bool lg) {
     GateTable::Column c{t.axis[k], {}};
-    char tmp[CellCache::kRoom];
+    char tmp[kShortestRoom];
     for (double v : lg ? t.lg[k] : t.lin[k]) c.text.emplace_back(tmp, put_number(tmp, v));
     t.columns.push_back(std::move(c));
   };
