@@ -1,8 +1,6 @@
 // write_shortest(): Dragonbox's shortest decimal (significand, exponent), laid out
 // with fmt's rules for "{}" but without its general machinery (locale, grouping,
-// padding), which costs more than the digits themselves. The digits are made as
-// a fixed 17 with independent divisions (no chain of / 10 or / 100) and moved by
-// fixed-size copies, which is why the caller leaves kShortestRoom bytes of room.
+// padding), which costs more than the digits themselves.
 #include "mdnstab/number_text.hpp"
 
 #include <bit>
@@ -48,19 +46,28 @@ int digit_count(std::uint64_t x) {
 
 void put2(char* d, unsigned v) { std::memcpy(d, kPairs + 2 * v, 2); }
 
-void put8(char* d, std::uint32_t b) {  // b < 10^8, zero-padded
-  const std::uint32_t hi = b / 10000, lo = b % 10000;
-  put2(d, hi / 100);
-  put2(d + 2, hi % 100);
-  put2(d + 4, lo / 100);
-  put2(d + 6, lo % 100);
+__extension__ typedef unsigned __int128 u128;
+
+// The 8 decimal digits of b < 10^8 as ASCII, the first digit in the lowest byte:
+// split into halves, pairs and digits a whole 64-bit word at a time (each step's
+// lanes are wide enough that no product carries into the next lane).
+std::uint64_t ascii8(std::uint32_t b) {
+  std::uint64_t v = (b / 10000) | (std::uint64_t(b % 10000) << 32);  // 4 + 4
+  std::uint64_t q = ((v * 10486) >> 20) & 0x0000007F0000007FULL;    // / 100 below 43699
+  v = q | ((v - q * 100) << 16);                                       // 2 + 2 per half
+  q = ((v * 103) >> 10) & 0x000F000F000F000FULL;                      // / 10 below 179
+  v = q | ((v - q * 10) << 8);                                         // 1 + 1 per pair
+  return v | 0x3030303030303030ULL;
 }
 
-// 32 bytes from src to dst (both with room): one copy whatever the length used.
-void copy32(char* dst, const char* src) { std::memcpy(dst, src, 32); }
+void store16(char* p, u128 x) { std::memcpy(p, &x, 16); }
 
 }  // namespace
 
+// The digits are built in registers and only stored, never stored and read back:
+// a load spanning several recent small stores stalls (store forwarding fails) for
+// longer than the digits take. Text is moved by 16-byte stores, some overlapping,
+// which is why the caller leaves kShortestRoom bytes.
 char* write_shortest(char* p, double v) {
   if (std::signbit(v)) *p++ = '-';
   const double a = std::fabs(v);
@@ -79,19 +86,24 @@ char* write_shortest(char* p, double v) {
   const auto dec = fmt::detail::dragonbox::to_decimal(a);
   const std::uint64_t sig = dec.significand;  // < 10^17
   const int n = digit_count(sig);
-  // All 17 digits, zero-padded, then room for a 32-byte copy from any of them.
-  char buf[17 + 32];
-  std::memset(buf + 17, 0, 32);  // what the copies carry past the digits: defined
+  // S: the first (up to) 16 significant digits, the first in the lowest byte; c16
+  // the 17th where there are 17.
   const std::uint64_t top = sig / 100000000;
-  buf[0] = char('0' + top / 100000000);
-  put8(buf + 1, std::uint32_t(top % 100000000));
-  put8(buf + 9, std::uint32_t(sig % 100000000));
-  const char* dg = buf + 17 - n;  // the n significant digits
+  const u128 t = u128(ascii8(std::uint32_t(top % 100000000))) | (u128(ascii8(std::uint32_t(sig % 100000000))) << 64);
+  u128 S;
+  char c16 = 0;
+  if (n == 17) {
+    c16 = char(std::uint64_t(t >> 120));
+    S = u128('0' + top / 100000000) | (t << 8);
+  } else {
+    S = t >> (8 * (16 - n));
+  }
   const int out_exp = dec.exponent + n - 1;  // decimal exponent of the first digit
-  if (out_exp < -4 || out_exp >= 16) {  // d[.ddd]e+XX
-    p[0] = dg[0];
+  if (out_exp < -4 || out_exp >= 16) {       // d[.ddd]e+XX
+    store16(p + 1, S);
+    p[17] = c16;
+    p[0] = char(S);
     p[1] = '.';
-    copy32(p + 2, dg + 1);
     p += n == 1 ? 1 : n + 1;
     *p++ = 'e';
     int e = out_exp;
@@ -105,21 +117,24 @@ char* write_shortest(char* p, double v) {
     return p + 2;
   }
   if (dec.exponent >= 0) {  // 1234e2 -> 123400 (at most 16 digits in all)
-    copy32(p, dg);
-    std::memset(p + n, '0', 16);
+    store16(p, S);
+    std::memcpy(p + n, "0000000000000000", 16);
     return p + n + dec.exponent;
   }
   const int whole = n + dec.exponent;  // digits before the point
   if (whole > 0) {                     // 1234e-2 -> 12.34
-    copy32(p, dg);
+    store16(p, S);
+    // (whole = 16 only with 17 digits: then only the 17th follows the point.)
+    const u128 frac = whole < 16 ? S >> (8 * whole) : u128(0);
+    store16(p + whole + 1, frac | (u128(std::uint8_t(c16)) << (8 * (16 - whole))));
     p[whole] = '.';
-    copy32(p + whole + 1, dg + whole);
     return p + n + 1;
   }
   // 1234e-6 -> 0.001234 (at most 3 zeros after the point)
   std::memcpy(p, "0.000", 5);
   p += 2 - whole;
-  copy32(p, dg);
+  store16(p, S);
+  p[16] = c16;
   return p + n;
 }
 
