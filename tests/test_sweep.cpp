@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -89,6 +91,81 @@ TEST(Sweep, CsvRowsMatchPoint) {
       ++rows;
     }
     EXPECT_EQ(rows, 12) << engine;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Every field of the default columns, written by the portable engine, reads back as
+// the bits the metric's own point evaluation gives: the writer's reuse of text (the
+// last value of a column, frozen_rho for rho, l1 for l2, -l1_im for l2_im) must
+// never show. The grid crosses real and complex pairs, negative eigenvalues
+// (p-scale one) and rho >= 1 (alpha = 1), and values of both signs.
+TEST(Sweep, CsvFieldsReadBackAsTheirValues) {
+  const auto dir = std::filesystem::temp_directory_path() / "mdnstab_test_sweep_fields";
+  std::filesystem::create_directories(dir);
+  for (PScale ps : {PScale::kAlpha, PScale::kOne}) {
+    SweepSpec spec;
+    spec.axes = {parse_axis("alpha=0:1:23").value, parse_axis("beta=0:1:29").value, parse_axis("eta=0:2:5").value};
+    spec.fixed = {{"mu", 0.8}};
+    spec.p_scale = ps;
+    SweepOptions opt;
+    opt.out_path = (dir / "f.csv").string();
+    opt.engine = parse_sweep_engine("portable").value;
+    ASSERT_TRUE(run_sweep(spec, opt).is_ok());
+    std::ifstream f(opt.out_path);
+    std::string line;
+    std::getline(f, line);
+    std::vector<std::string> names;
+    {
+      std::stringstream ss(line);
+      std::string c;
+      while (std::getline(ss, c, ',')) names.push_back(c);
+    }
+    // The default metrics in order, the gate columns before them.
+    std::vector<const MetricDef*> defs;
+    for (const MetricDef& m : sweep_metrics())
+      if (m.default_on) defs.push_back(&m);
+    size_t n_cols = 4;
+    for (const MetricDef* m : defs) n_cols += m->columns.size();
+    ASSERT_EQ(names.size(), n_cols);
+    long rows = 0, negated_pairs = 0, complex_rows = 0;
+    SweepChunkConfig chunk;
+    while (std::getline(f, line)) {
+      std::vector<std::string> cell;
+      std::stringstream ss(line);
+      std::string c;
+      while (std::getline(ss, c, ',')) cell.push_back(c);
+      if (!line.empty() && line.back() == ',') cell.emplace_back();
+      ASSERT_EQ(cell.size(), n_cols) << line;
+      const Gates g = Gates::from_linear(std::stod(cell[0]), std::stod(cell[1]), std::stod(cell[2]),
+                                         std::stod(cell[3]), ps)
+                          .value;
+      const FrozenSpectrum fs = analyze_frozen(g, {true});
+      const SweepPointContext ctx{g, &fs, &chunk};
+      size_t k = 4;
+      for (const MetricDef* m : defs) {
+        std::vector<double> want(m->columns.size());
+        m->eval(ctx, want.data());
+        for (size_t j = 0; j < want.size(); ++j, ++k) {
+          const std::string& text = cell[k];
+          if (std::isnan(want[j])) {
+            EXPECT_EQ(text, "") << names[k] << " in " << line;
+          } else if (!m->labels.empty()) {
+            EXPECT_EQ(text, m->labels[size_t(want[j])]) << names[k] << " in " << line;
+          } else {
+            const double got = std::stod(text);
+            EXPECT_EQ(std::bit_cast<uint64_t>(got), std::bit_cast<uint64_t>(want[j]))
+                << names[k] << " = '" << text << "', want " << want[j] << " in " << line;
+          }
+        }
+      }
+      complex_rows += fs.parallel.regime == Regime::kComplex;
+      negated_pairs += fs.parallel.regime == Regime::kComplex && fs.parallel.eig.l1.imag() != 0;
+      ++rows;
+    }
+    EXPECT_EQ(rows, 23 * 29 * 5);
+    EXPECT_GT(complex_rows, 100);  // the conjugate pairs' reuse was exercised
+    EXPECT_GT(negated_pairs, 100);
   }
   std::filesystem::remove_all(dir);
 }
