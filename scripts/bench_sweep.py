@@ -11,6 +11,8 @@ rho, regime of both blocks with np.savetxt (%.17g). mdnstab runs on all cores:
   engine: `sweep` without --out (seconds_total of its JSON: every metric value is
           computed into memory, nothing formatted);
   sweep --out: the whole command (process wall time), CSV written to a file.
+Every file-writing run (numpy's and ours) writes a new file: the previous one is
+removed before the clock starts (see fresh()).
 Every measurement is repeated --repeat times, interleaved (one of each per round) so that
 load from other processes hits all alike; the best (and median) of each is reported, and
 ratios are taken against the faster numpy variant. CPU time per point is printed too
@@ -58,6 +60,14 @@ def np_blocks(block):
     par = block(a - b * ETA * a, -b * MU, ETA * a, np.full_like(a, MU))
     perp = block(a, -b * MU, np.zeros_like(a), np.full_like(a, MU))
     return par, perp
+
+
+def fresh(path):
+    # Each timed run writes a file that does not exist yet: replacing the previous
+    # run's file would charge its deletion to the run (on this disk, mounted with
+    # `discard`, deleting 279 MB waits ~33 ms), numpy's runs and ours alike.
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def np_savetxt():
@@ -116,6 +126,7 @@ def ours_engine(engine, metrics):
 
 def ours_e2e(engine, metrics):
     args = ours_args(engine, metrics, True)
+    fresh(os.path.join(tmp, "ours.csv"))
     t = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True)
     t = time.perf_counter() - t
@@ -126,6 +137,7 @@ def ours_e2e(engine, metrics):
 for _ in range(repeat):
     record("np real", timed(lambda: np_blocks(np_block_real), "np real"))
     record("np cplx", timed(lambda: np_blocks(np_block_cplx), "np cplx"))
+    fresh(os.path.join(tmp, "numpy.csv"))
     record("np savetxt", timed(np_savetxt))
     for engine in ("portable", "auto"):
         for label, metrics in METRICS:

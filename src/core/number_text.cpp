@@ -90,14 +90,13 @@ char* write_shortest(char* p, double v) {
   // the 17th where there are 17.
   const std::uint64_t top = sig / 100000000;
   const u128 t = u128(ascii8(std::uint32_t(top % 100000000))) | (u128(ascii8(std::uint32_t(sig % 100000000))) << 64);
-  u128 S;
-  char c16 = 0;
-  if (n == 17) {
-    c16 = char(std::uint64_t(t >> 120));
-    S = u128('0' + top / 100000000) | (t << 8);
-  } else {
-    S = t >> (8 * (16 - n));
-  }
+  // Both forms, then a select: whether there are 16 or 17 digits is a coin toss for
+  // most doubles, and a branch on it mispredicts half the time.
+  const bool full = n == 17;
+  const u128 s17 = u128('0' + top / 100000000) | (t << 8);
+  const u128 s16 = t >> (8 * (full ? 0 : 16 - n));
+  const u128 S = full ? s17 : s16;
+  const char c16 = full ? char(std::uint64_t(t >> 120)) : char(0);
   const int out_exp = dec.exponent + n - 1;  // decimal exponent of the first digit
   if (out_exp < -4 || out_exp >= 16) {       // d[.ddd]e+XX
     store16(p + 1, S);

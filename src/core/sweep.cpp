@@ -36,7 +36,7 @@ namespace mdnstab {
 
 namespace {
 
-constexpr long kChunk = 8192;           // points per task (one ordered write)
+constexpr long kChunk = 2048;           // points per task (one ordered write)
 constexpr long kBlock = 1024;           // points per engine call: its columns stay in L2
 constexpr long kStride = kBlock + 24;   // column stride: not a multiple of 4 KiB (cache sets)
 constexpr double kMaxPoints = 1e10;     // beyond this a sweep would run for days
