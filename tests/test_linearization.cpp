@@ -3,7 +3,11 @@
 // S and M along k^ by A_par^t and those orthogonal to k^ by A_perp^t.
 #include <gtest/gtest.h>
 
+#include <Eigen/SVD>
+
+#include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <random>
 #include <vector>
 
@@ -90,6 +94,47 @@ TEST(Linearization, BlocksMatchDesign) {
   EXPECT_DOUBLE_EQ(a_par(h).c, 1.5);
   // Spectral norm against the singular values of a diagonal matrix.
   EXPECT_DOUBLE_EQ(norm2(Mat2{3, 0, 0, -4}), 4.0);
+}
+
+// norm2 against Eigen's Jacobi SVD in long double, on random blocks and on blocks
+// whose singular values nearly meet (scaled rotations and reflections, entries
+// perturbed by 1e-13 to 1e-7 relative): there F - 2 det cancels, and the textbook
+// closed form lost up to ~1e-8 of sigma_1^2. Within 4 u of sigma_1 (u = 2^-53), the
+// rounding of the closed form (see linearization.hpp).
+TEST(Linearization, Norm2IsAccurateWhereSingularValuesMeet) {
+  using LM = Eigen::Matrix<long double, 2, 2>;
+  auto ref = [](const Mat2& m) {
+    LM x;
+    x << m.a, m.b, m.c, m.d;
+    return Eigen::JacobiSVD<LM>(x).singularValues()(0);
+  };
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-1, 1);
+  const double tol = 4 * std::ldexp(1.0, -53);
+  double worst = 0;
+  int n = 0;
+  auto check = [&](const Mat2& m) {
+    const long double want = ref(m);
+    if (want == 0) return;
+    const double rel = double(std::abs((long double)norm2(m) - want) / want);
+    worst = std::max(worst, rel);
+    ++n;
+    EXPECT_LE(rel, tol) << m.a << " " << m.b << " " << m.c << " " << m.d;
+    // norm2_sq and norm2 agree, and the Frobenius bound of the header holds.
+    EXPECT_EQ(norm2(m), std::sqrt(norm2_sq(m)));
+    const double f = m.a * m.a + m.b * m.b + m.c * m.c + m.d * m.d;
+    EXPECT_LE(norm2_sq(m), f * (1 + 6 * std::ldexp(1.0, -53)));
+  };
+  for (int i = 0; i < 20000; ++i) check({2 * u(rng), 2 * u(rng), 2 * u(rng), 2 * u(rng)});
+  for (int i = 0; i < 20000; ++i) {
+    const double rho = std::exp(3 * u(rng)), th = 3.2 * u(rng), c = rho * std::cos(th), s = rho * std::sin(th);
+    const double d = std::pow(10.0, -13 + 6 * (u(rng) + 1) / 2);  // 1e-13 .. 1e-7
+    auto j = [&] { return 1 + d * u(rng); };
+    check({c * j(), -s * j(), s * j(), c * j()});  // rotation
+    check({c * j(), s * j(), s * j(), -c * j()});  // reflection
+  }
+  EXPECT_GT(n, 59000);
+  std::cout << "  norm2: worst relative error " << worst << " over " << n << " blocks\n";
 }
 
 }  // namespace

@@ -80,7 +80,7 @@ double transient_peak(const Mat2& m, const Eigenvalues2& eig, double r) {
   // The running maximum of |A^t|_2^2 (t = 0: 1), its square root taken once per
   // update: sqrt is monotone and correctly rounded, so sqrt of the largest square is
   // the largest norm. A power is skipped only where its Frobenius norm proves it
-  // cannot raise the maximum (norm2_sq <= f (1 + 3 eps) < f (1 + kSkip)): the result
+  // cannot raise the maximum (norm2_sq <= f (1 + 6 u) < f kSkip): the result
   // is the maximum over every power up to the stop, whatever the order of updates.
   double best_sq = 1.0, best = 1.0;
   Mat2 p = m;

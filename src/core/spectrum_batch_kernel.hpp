@@ -36,16 +36,15 @@ struct Kernel {
   }
   // norm2_sq() of src/core/linearization.cpp given f = |P|_F^2 (same operation order).
   static D norm2_sq(D a, D b, D c, D d, D f) {
-    const D dt = det(a, b, c, d);
-    const D x = (f - 2.0 * dt) * (f + 2.0 * dt);
-    const D g = sqrt_(select(D(0.0) < x, x, D(0.0)));  // std::max(0.0, x)
+    const D p = a + d, q = b - c, r = a - d, s = b + c;
+    const D g = sqrt_((r * r + s * s) * (p * p + q * q));
     return 0.5 * (f + g);
   }
-  // The same for an upper-triangular P (c = +0): every dropped term is a signed zero
-  // that leaves the sum unchanged, so the value is bit-identical.
-  static D norm2_sq_tri(D a, D d, D f) {
-    const D x = (f - 2.0 * (a * d)) * (f + 2.0 * (a * d));
-    const D g = sqrt_(select(D(0.0) < x, x, D(0.0)));
+  // The same for an upper-triangular P (c = +0): b - 0 is b, and b + 0 differs from b
+  // only in the sign of a zero, which squaring drops: the value is bit-identical.
+  static D norm2_sq_tri(D a, D b, D d, D f) {
+    const D r = a - d, p = a + d, b2 = b * b;
+    const D g = sqrt_((r * r + b2) * (p * p + b2));
     return 0.5 * (f + g);
   }
 
@@ -173,7 +172,7 @@ struct Kernel {
       const D f = kTri ? (pa * pa + pb * pb) + pd * pd : ((pa * pa + pb * pb) + pc * pc) + pd * pd;
       const M upd = land(active, f * skip > best_sq);
       if (any(upd)) {
-        const D u = kTri ? norm2_sq_tri(pa, pd, f) : norm2_sq(pa, pb, pc, pd, f);
+        const D u = kTri ? norm2_sq_tri(pa, pb, pd, f) : norm2_sq(pa, pb, pc, pd, f);
         best_sq = select(land(upd, best_sq < u), u, best_sq);
       }
       const double s = double(t + 1);
@@ -230,7 +229,7 @@ struct Kernel {
     int fall = 0;   // the first t with a^t <= (1 - mu) c(t) (0: none up to kTab)
     double pa = 0, pd = 0, c = 0;  // a^t, d^t, c(t) of row n + 1
     double pa_t[kTab + 2], pd_t[kTab + 2], cc[kTab + 2];
-    double a2[kTab + 2], d2[kTab + 2], ad2[kTab + 2];
+    double a2[kTab + 2], d2[kTab + 2], amd2[kTab + 2], apd2[kTab + 2];  // a^2t, d^2t, (a^t -+ d^t)^2
     // Bounds on every later power s > t (row t needs row t + 1): entries a^s <= a^(t+1),
     // d^s <= d^(t+1), c(s) <= cs[t] = max over s > t (c(s) of the rows up to fall, and
     // c falls after fall).
@@ -244,7 +243,8 @@ struct Kernel {
         cc[t] = c;
         a2[t] = pa * pa;
         d2[t] = pd * pd;
-        ad2[t] = 2.0 * (pa * pd);
+        amd2[t] = (pa - pd) * (pa - pd);
+        apd2[t] = (pa + pd) * (pa + pd);
         if (fall == 0 && pa <= (1.0 - mu) * c * (1.0 - 1e-12)) fall = t;
         c = pa + c * mu;
         pa = pa * alpha;
@@ -308,9 +308,8 @@ struct Kernel {
       const D pb = b * D(tab.cc[t]);
       const D f = (D(tab.a2[t]) + pb * pb) + D(tab.d2[t]);
       const M upd = land(active, f * skip > best_sq);
-      const D ad2 = D(tab.ad2[t]);
-      const D x = (f - ad2) * (f + ad2);
-      const D g = sqrt_(select(D(0.0) < x, x, D(0.0)));
+      const D pb2 = pb * pb;
+      const D g = sqrt_((D(tab.amd2[t]) + pb2) * (D(tab.apd2[t]) + pb2));
       const D u = 0.5 * (f + g);
       best_sq = select(land(upd, best_sq < u), u, best_sq);
     };
