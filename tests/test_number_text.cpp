@@ -49,7 +49,8 @@ TEST(NumberText, PowersOfTenAndTheirNeighbours) {
   int shown = 0, bad = 0;
   for (int e = -325; e <= 308; ++e) {
     const double x = std::pow(10.0, e);
-    for (double v : {x, std::nextafter(x, 0.0), std::nextafter(x, 1e309), 2 * x, 5 * x, 9.5 * x, 1.25 * x})
+    for (double v : {x, std::nextafter(x, 0.0), std::nextafter(x, std::numeric_limits<double>::infinity()), 2 * x,
+                     5 * x, 9.5 * x, 1.25 * x})
       if (std::isfinite(v)) bad += check(v, shown) + check(-v, shown);
   }
   EXPECT_EQ(bad, 0);

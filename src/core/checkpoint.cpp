@@ -4,14 +4,15 @@
 #include "mdnstab/checkpoint.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
-#include <regex>
 #include <sstream>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,18 @@
 namespace mdnstab {
 
 namespace {
+
+// i of a tensor named model.layers.{i}.attn.A_log (i: decimal digits only), else -1.
+long layer_of(std::string_view name) {
+  constexpr std::string_view kPre = "model.layers.", kPost = ".attn.A_log";
+  if (name.size() <= kPre.size() + kPost.size() || !name.starts_with(kPre) || !name.ends_with(kPost)) return -1;
+  const std::string_view digits = name.substr(kPre.size(), name.size() - kPre.size() - kPost.size());
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
+  unsigned long i = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), i);
+  if (ec != std::errc() || end != digits.data() + digits.size() || i > (1UL << 40)) return -1;
+  return long(i);
+}
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -174,12 +187,9 @@ Result<Checkpoint> read_checkpoint(const std::string& path, const CheckpointOpti
   if (Status s = check(ck.config); !s.is_ok()) return s;
 
   // Layers: every i with model.layers.{i}.attn.A_log, numbered without gaps.
-  static const std::regex kLayer(R"(model\.layers\.(\d+)\.attn\.A_log)");
   std::vector<long> ids;
-  for (const auto& [name, file] : files.where) {
-    std::smatch m;
-    if (std::regex_match(name, m, kLayer)) ids.push_back(std::stol(m[1].str()));
-  }
+  for (const auto& [name, file] : files.where)
+    if (const long i = layer_of(name); i >= 0) ids.push_back(i);
   if (ids.empty())
     return error(Code::kInvalidArgument,
                  fmt::format("'{}' holds no tensor model.layers.{{i}}.attn.A_log: not an MDN checkpoint?", path));

@@ -13,9 +13,11 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 // GCC 12 flags the deliberately undefined pass-through operand inside its own
-// AVX-512 intrinsics (_mm512_undefined_pd) as maybe uninitialized: a false positive.
+// AVX-512 intrinsics (_mm512_undefined_pd, e.g. in _mm512_sqrt_pd) as uninitialized
+// or maybe uninitialized: a false positive.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 extern "C" {
 __m512d _ZGVeN8v_log(__m512d);
