@@ -4,6 +4,7 @@
 // on the temporary directory and on tmpfs.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -54,7 +55,7 @@ TEST(AtomicFile, AppearsWholeOrNotAtAll) {
 
 // Random text in pieces of random size (some longer than a stage), to a file of
 // about 2.6 stages, so that full stages, the hand-over and the tail all occur.
-void write_large(const fs::path& dir) {
+void write_large(const fs::path& dir, bool direct_allowed = true) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string path = (dir / "big.csv").string();
@@ -80,6 +81,9 @@ void write_large(const fs::path& dir) {
   // Whole stages only ever go by direct I/O; the tail never does.
   EXPECT_EQ(f.direct_bytes() % AtomicFile::kStage, 0);
   EXPECT_LE(f.direct_bytes(), (long long)(2 * AtomicFile::kStage));
+  if (!direct_allowed) {
+    EXPECT_EQ(f.direct_bytes(), 0);
+  }
   std::cout << "  " << dir.string() << ": " << f.direct_bytes() << " of " << got.size() << " bytes by direct I/O\n";
   EXPECT_EQ(entries(dir), 1);
 
@@ -94,6 +98,13 @@ void write_large(const fs::path& dir) {
 }
 
 TEST(AtomicFile, LargeOutputByteForByte) { write_large(fs::temp_directory_path() / "mdnstab_test_atomic_large"); }
+
+TEST(AtomicFile, LargeOutputWithoutDirectIo) {
+  // The path a file system without O_DIRECT takes: every stage a plain write.
+  setenv("MDNSTAB_DIRECT_IO", "0", 1);
+  write_large(fs::temp_directory_path() / "mdnstab_test_atomic_plain", false);
+  unsetenv("MDNSTAB_DIRECT_IO");
+}
 
 TEST(AtomicFile, LargeOutputOnTmpfs) {
   // tmpfs may refuse O_DIRECT: the plain writes must then carry it all.

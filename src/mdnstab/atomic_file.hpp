@@ -30,7 +30,8 @@ class AtomicFile {
   // by a background thread while the next one fills (the caller does not wait on
   // the disk), with O_DIRECT where the file system takes it: through the page cache
   // a write costs ~1 ns of CPU per byte here, a direct one ~0.1. A file smaller than
-  // a stage is written once, at commit(), as before.
+  // a stage is written once, at commit(), as before. The environment variable
+  // MDNSTAB_DIRECT_IO=0 turns direct I/O off (plain writes, still in the background).
   Status write(std::string_view data);
   Status commit();  // the rest, fsync, close, rename onto the target
   void discard();   // remove the temporary, leave the target untouched
