@@ -1,6 +1,8 @@
 // write_shortest(): Dragonbox's shortest decimal (significand, exponent), laid out
 // with fmt's rules for "{}" but without its general machinery (locale, grouping,
-// padding), which costs more than the digits themselves.
+// padding), which costs more than the digits themselves. fmt::detail::dragonbox is
+// fmt's internal API (fmt 9 here): a newer fmt that moves it breaks the build, not the
+// text, and tests/test_number_text.cpp holds the text to fmt's own.
 #include "mdnstab/number_text.hpp"
 
 #include <bit>
@@ -60,6 +62,8 @@ std::uint64_t ascii8(std::uint32_t b) {
   return v | 0x3030303030303030ULL;
 }
 
+// The lowest byte of a word is stored first: the text's order above.
+static_assert(std::endian::native == std::endian::little, "write_shortest assumes a little-endian CPU");
 void store16(char* p, u128 x) { std::memcpy(p, &x, 16); }
 
 }  // namespace
