@@ -24,7 +24,6 @@
 #include <mutex>
 #include <stdexcept>
 
-#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include "mdnstab/atomic_file.hpp"
@@ -182,8 +181,8 @@ FieldText field_text(std::string_view s) {
 // One CSV column of metric values: the last value written and its text (neighbouring
 // grid points often repeat a value, A_perp's metrics along beta, and equal bits give
 // equal text), and an earlier field of the row that often holds the same value
-// (frozen_rho for rho, l1 for l2 of a real pair) or its negation (l1_im for l2_im
-// of a complex pair), whose text then serves. (Formatting a run of rows column by
+// (frozen_rho for rho; l1_re for l2_re of a complex pair) or its negation (l1_im for
+// l2_im of a complex pair), whose text then serves. (Formatting a run of rows column by
 // column, for the conversions to overlap, measured slower: 0.30 against 0.25 s of
 // CPU for 1001^2 rows of 28 columns.)
 struct MetricField {
