@@ -294,8 +294,9 @@ struct Kernel {
   //  - Frobenius: |A^s|_2^2 <= f(s) <= sb[t] + b^2 cs2[t] (margin 1e-10: f(s) and the
   //    rounding of c after it falls, as the falling rule);
   //  - triangle: |A^s|_2 <= max(a^s, d^s) + |b| c(s) <= ms[t] + |b| cs[t], squared
-  //    with a margin of 1e-7 for norm2_sq's rounding (up to ~4e-8 relative where the
-  //    singular values nearly meet).
+  //    with a margin of 1e-7: set for an earlier closed form of norm2_sq that lost up
+  //    to ~4e-8 where the singular values meet; the present one is within a few ulps,
+  //    so the margin is now only generous (the stop comes at most a round later).
   // Returns false, leaving best alone, where the table cannot reach the stop.
   static bool peak_table(PerpTable& tab, D b, M active, D& best) {
     const D z = abs_(b), z2 = b * b;
