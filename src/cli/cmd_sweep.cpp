@@ -96,7 +96,9 @@ void setup_sweep(App& app) {
   sub->add_option("--fix", o->fixed, "NAME=VALUE for each gate no axis covers");
   sub->add_option("--metrics", o->metrics, "metrics to write (default: all spectral ones; see --list-metrics)")
       ->delimiter(',');
-  sub->add_option("--out", o->out, "CSV file, one row per grid point (written whole or not at all; large files by direct I/O, MDNSTAB_DIRECT_IO=0 to turn that off)");
+  sub->add_option("--out", o->out,
+                  "CSV file, one row per grid point (written whole or not at all; large files by direct I/O, "
+                  "MDNSTAB_DIRECT_IO=0 to turn that off)");
   sub->add_option("--p-scale", o->p_scale, "p_t = alpha k^ (alpha) or k^ (one)")
       ->check(CLI::IsMember({"alpha", "one"}))
       ->capture_default_str();
