@@ -79,6 +79,29 @@ Status AtomicFile::fail(int err) {
   return error(Code::kIoError, fmt::format("writing '{}' failed: {}", path_, std::strerror(err)));
 }
 
+char* AtomicFile::new_stage() { return static_cast<char*>(std::aligned_alloc(4096, kStage)); }
+
+int AtomicFile::set_direct(bool on) {
+  const int flags = fcntl(fd_, F_GETFL);
+  if (flags < 0 || fcntl(fd_, F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) != 0) return errno;
+  direct_ = on;
+  return 0;
+}
+
+int AtomicFile::stop_writer() {
+  if (!io_.joinable()) return 0;
+  int err;
+  {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return pending_ < 0; });  // a write under way ends first
+    stop_ = true;
+    err = io_err_;
+  }
+  cv_.notify_all();
+  io_.join();
+  return err;
+}
+
 Status AtomicFile::open(const std::string& path) {
   if (Status s = check_writable(path); !s.is_ok()) return s;
   discard();
@@ -92,7 +115,7 @@ Status AtomicFile::open(const std::string& path) {
   // 4 KiB alignment of the stages, their size and every offset suits any logical
   // block size up to 4 KiB. Pages are touched only as data arrives; the second
   // stage is made when the first is full.
-  stage_[0].reset(static_cast<char*>(std::aligned_alloc(4096, kStage)));
+  stage_[0].reset(new_stage());
   if (!stage_[0]) return fail(ENOMEM);
   cur_ = 0;
   used_ = 0;
@@ -104,9 +127,8 @@ Status AtomicFile::open(const std::string& path) {
   // Refused (EINVAL) where the file system has no direct I/O: plain writes then.
   // MDNSTAB_DIRECT_IO=0 asks for plain writes everywhere.
   const char* env = std::getenv("MDNSTAB_DIRECT_IO");
-  const bool allowed = !(env && std::strcmp(env, "0") == 0);
-  const int flags = fcntl(fd_, F_GETFL);
-  direct_ = allowed && flags >= 0 && fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
+  direct_ = false;
+  if (!(env && std::strcmp(env, "0") == 0)) set_direct(true);
   return Status::ok();
 }
 
@@ -116,9 +138,7 @@ int AtomicFile::put(const char* p, std::size_t n) {
     if (k < 0 && errno == EINTR) continue;
     if (k < 0 && errno == EINVAL && direct_) {
       // Some file systems accept O_DIRECT but refuse the write itself.
-      const int flags = fcntl(fd_, F_GETFL);
-      if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) return errno;
-      direct_ = false;
+      if (const int err = set_direct(false)) return err;
       continue;
     }
     if (k < 0) return errno;
@@ -152,11 +172,6 @@ int AtomicFile::wait_idle() {
   return io_err_;
 }
 
-long long AtomicFile::direct_bytes() const {
-  std::lock_guard lk(mu_);
-  return direct_bytes_;
-}
-
 Status AtomicFile::write(std::string_view data) {
   if (fd_ < 0) return error(Code::kIoError, "write to a file that is not open");
   while (!data.empty()) {
@@ -168,7 +183,7 @@ Status AtomicFile::write(std::string_view data) {
     // Hand the full stage over; the other one is free once its write is done.
     if (const int err = wait_idle()) return fail(err);
     if (!stage_[1]) {
-      stage_[1].reset(static_cast<char*>(std::aligned_alloc(4096, kStage)));
+      stage_[1].reset(new_stage());
       if (!stage_[1]) return fail(ENOMEM);
       io_ = std::thread([this] { writer(); });
     }
@@ -185,23 +200,11 @@ Status AtomicFile::write(std::string_view data) {
 
 Status AtomicFile::commit() {
   if (fd_ < 0) return error(Code::kIoError, "commit of a file that is not open");
-  int err = wait_idle();
-  if (io_.joinable()) {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    io_.join();
-  }
+  int err = stop_writer();
   if (err) return fail(err);
   if (used_ > 0) {
     // The tail is not a whole number of blocks: a plain write.
-    if (direct_) {
-      const int flags = fcntl(fd_, F_GETFL);
-      if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) return fail(errno);
-      direct_ = false;
-    }
+    if (direct_ && (err = set_direct(false))) return fail(err);
     if ((err = put(stage_[cur_].get(), used_))) return fail(err);
     used_ = 0;
   }
@@ -227,15 +230,7 @@ Status AtomicFile::commit() {
 }
 
 void AtomicFile::discard() {
-  if (io_.joinable()) {  // let a write under way end, then stop the thread
-    {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return pending_ < 0; });
-      stop_ = true;
-    }
-    cv_.notify_all();
-    io_.join();
-  }
+  stop_writer();
   if (fd_ >= 0) {
     close(fd_);
     fd_ = -1;

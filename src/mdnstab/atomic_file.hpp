@@ -36,8 +36,8 @@ class AtomicFile {
   Status commit();  // the rest, fsync, close, rename onto the target
   void discard();   // remove the temporary, leave the target untouched
   const std::string& path() const { return path_; }
-  // Bytes that went to the disk by direct I/O so far.
-  long long direct_bytes() const;
+  // Bytes that went to the disk by direct I/O (read after commit() or discard()).
+  long long direct_bytes() const { return direct_bytes_; }
 
   static constexpr std::size_t kStage = std::size_t(4) << 20;
 
@@ -48,6 +48,9 @@ class AtomicFile {
   int put(const char* p, std::size_t n);  // n bytes at the end of the file; errno or 0
   Status fail(int err);                   // discard, and the error
   int wait_idle();                        // until no stage is being written; its errno or 0
+  int stop_writer();                      // the thread's last write ends, it stops; its errno or 0
+  int set_direct(bool on);                // O_DIRECT on or off; errno or 0
+  static char* new_stage();               // kStage bytes, 4 KiB aligned (nullptr: no memory)
   void writer();                          // the background thread
 
   std::string path_, tmp_;
@@ -62,7 +65,7 @@ class AtomicFile {
   // The hand-over to the writer thread: the stage it writes (-1: none) and the
   // errno of its last write.
   std::thread io_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   int pending_ = -1;
   int io_err_ = 0;
