@@ -186,12 +186,14 @@ FieldText field_text(std::string_view s) {
 // column, for the conversions to overlap, measured slower: 0.30 against 0.25 s of
 // CPU for 1001^2 rows of 28 columns.)
 struct MetricField {
-  const std::vector<FieldText>* labels = nullptr;  // categorical
-  int same = -1, negated = -1;                     // field indices, or -1
+  std::vector<FieldText> labels;  // categorical: the text of each label index
+  int same = -1, negated = -1;    // earlier field indices, or -1
   uint64_t bits = 0;
   FieldText cell;
 
+  // v's text at p; `row` is the row's fields, those before this one already written.
   char* put(char* p, double v, const MetricField* row) {
+    if (!labels.empty() && !std::isnan(v)) return labels[size_t(v)].copy_to(p);
     const uint64_t b = std::bit_cast<uint64_t>(v);
     if (b != bits || cell.len < 0) {
       bits = b;
@@ -482,41 +484,29 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
   // are copied as whole slots), a comma after each.
   const size_t n_fields = gates.columns.size() + n_values;
   const size_t max_row = 2 + n_fields * (FieldText::kRoom + 1);
-  // Each metric column's labels as slots, and the fields whose text often serves.
-  std::vector<std::vector<FieldText>> label_text;
-  std::vector<MetricField> field_proto(n_values);
+  // Each metric column's labels as slots, and the earlier fields whose text often serves.
+  std::vector<MetricField> field_proto;
   {
-    std::map<std::string, int> index;
-    size_t j = 0;
-    for (const MetricDef* m : r.metrics) {
-      label_text.emplace_back();
-      for (const auto& l : m->labels) {
-        if (l.size() > size_t(FieldText::kRoom)) throw std::logic_error("sweep: a label longer than a field slot");
-        label_text.back().push_back(field_text(l));
-      }
-      for (const auto& name : m->columns) index[name] = int(j++);
-    }
+    std::map<std::string, int> earlier;  // column name -> field index, the fields so far
     auto find = [&](const std::string& name) {
-      const auto it = index.find(name);
-      return it == index.end() ? -1 : it->second;
+      const auto it = earlier.find(name);
+      return it == earlier.end() ? -1 : it->second;
     };
-    j = 0;
-    size_t k = 0;
-    for (const MetricDef* m : r.metrics) {
+    for (const MetricDef* m : r.metrics)
       for (const auto& name : m->columns) {
-        MetricField& f = field_proto[j];
-        if (!m->labels.empty()) f.labels = &label_text[k];
-        for (const char* blk : {"_par", "_perp"}) {
-          if (name == std::string("rho") + blk) f.same = find("frozen_rho");
-          if (name == std::string("l2_re") + blk) f.same = find(std::string("l1_re") + blk);
-          if (name == std::string("l2_im") + blk) f.negated = find(std::string("l1_im") + blk);
+        MetricField f;
+        for (const auto& l : m->labels) {
+          if (l.size() > size_t(FieldText::kRoom)) throw std::logic_error("sweep: a label longer than a field slot");
+          f.labels.push_back(field_text(l));
         }
-        if (f.same >= int(j)) f.same = -1;  // only a field written before, in the same row
-        if (f.negated >= int(j)) f.negated = -1;
-        ++j;
+        for (const std::string blk : {"_par", "_perp"}) {
+          if (name == "rho" + blk) f.same = find("frozen_rho");
+          if (name == "l2_re" + blk) f.same = find("l1_re" + blk);
+          if (name == "l2_im" + blk) f.negated = find("l1_im" + blk);
+        }
+        earlier[name] = int(field_proto.size());
+        field_proto.push_back(std::move(f));
       }
-      ++k;
-    }
   }
   const SpectrumOptions sopt{r.need_peak, r.need_dynamics};
 
@@ -626,12 +616,7 @@ Result<SweepSummary> run_sweep(const SweepSpec& spec, const SweepOptions& opt) {
           }
           for (size_t j = 0; j < n_values; ++j) {
             if (j) *p++ = ',';
-            const double v = vcol[j][i];
-            MetricField& f = fields[j];
-            if (f.labels && !std::isnan(v))
-              p = (*f.labels)[size_t(v)].copy_to(p);
-            else
-              p = f.put(p, v, fields.data());
+            p = fields[j].put(p, vcol[j][i], fields.data());
           }
           *p++ = '\n';
           used = size_t(p - buf->data());
