@@ -200,13 +200,16 @@ Status section_chunk_safety(Context& c, Shared&) {
       rfile = "chunk_reachable.csv";
       reach_thin = std::max(1L, long(per_cfg[0].size()) / kDrawn);
       if (Status e = write_text(c.data(rfile), rc.text); !e.is_ok()) return e;
+      auto largest = [](const GateSetChunkSafety& x) {
+        return x.largest_safe_chunk ? fmt::format("{}", x.largest_safe_chunk) : std::string("none");
+      };
       for (size_t ci = 0; ci < p.configs.size(); ++ci) {
         const GateSetChunkSafety& r = res[ci];
         const ParamConfig& cfg = p.configs[ci];
         const double n = double(std::max(r.gates, 1L));
         std::vector<std::string> row = {cfg.name, fmt::format("{}", r.gates)};
         for (const ChunkCount& cc : r.by_chunk) row.push_back(pct(double(cc.unsafe) / n));
-        row.push_back(r.largest_safe_chunk ? fmt::format("{}", r.largest_safe_chunk) : "none");
+        row.push_back(largest(r));
         t.rows.push_back(row);
         const std::string key = "chunk_safety." + cfg.name;
         std::string sent = fmt::format(
@@ -224,9 +227,10 @@ Status section_chunk_safety(Context& c, Shared&) {
                                       fmt::format("{}", r.largest_safe_chunk)),
                               r.largest_safe_pow2);
         }
+        const bool init_too = res_init[ci].gates > 0 && res_init[ci].gates < r.gates;
         // The wide box reaches gates no initialized layer produces; the initialization box alone, as
         // `chunk-safety --param` also reports it.
-        if (res_init[ci].gates > 0 && res_init[ci].gates < r.gates)
+        if (init_too)
           sent += fmt::format(
               "; of the {} samples from the initialization box alone, {} are unsafe at C = {} and the largest safe "
               "chunk size is {}",
@@ -242,10 +246,6 @@ Status section_chunk_safety(Context& c, Shared&) {
         findings.push_back(sent + ".");
         // The wide box's extreme samples decide the largest safe chunk; the headline gives the
         // initialization box's too, so that one sample at the box's edge does not stand for all.
-        auto largest = [](const GateSetChunkSafety& x) {
-          return x.largest_safe_chunk ? fmt::format("{}", x.largest_safe_chunk) : std::string("none");
-        };
-        const bool init_too = res_init[ci].gates > 0 && res_init[ci].gates < r.gates;
         c.highlights.push_back(fmt::format(
             "{}: {} of sampled reachable gates unsafe for the chunkwise kernel at C = {} ({}); largest safe chunk "
             "for all of them: {}{}.",
