@@ -95,6 +95,24 @@ TEST(Sweep, CsvRowsMatchPoint) {
   std::filesystem::remove_all(dir);
 }
 
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    std::vector<std::string> cells;
+    size_t p = 0;
+    for (;;) {
+      const size_t c = line.find(',', p);
+      cells.push_back(line.substr(p, c == std::string::npos ? std::string::npos : c - p));
+      if (c == std::string::npos) break;
+      p = c + 1;
+    }
+    rows.push_back(std::move(cells));
+  }
+  return rows;
+}
+
 // Every field of the default columns, written by the portable engine, reads back as
 // the bits the metric's own point evaluation gives: the writer's reuse of text (the
 // last value of a column, frozen_rho for rho, l1 for l2, -l1_im for l2_im) must
@@ -112,15 +130,9 @@ TEST(Sweep, CsvFieldsReadBackAsTheirValues) {
     opt.out_path = (dir / "f.csv").string();
     opt.engine = parse_sweep_engine("portable").value;
     ASSERT_TRUE(run_sweep(spec, opt).is_ok());
-    std::ifstream f(opt.out_path);
-    std::string line;
-    std::getline(f, line);
-    std::vector<std::string> names;
-    {
-      std::stringstream ss(line);
-      std::string c;
-      while (std::getline(ss, c, ',')) names.push_back(c);
-    }
+    const auto csv = read_csv(opt.out_path);
+    ASSERT_FALSE(csv.empty());
+    const std::vector<std::string>& names = csv[0];
     // The default metrics in order, the gate columns before them.
     std::vector<const MetricDef*> defs;
     for (const MetricDef& m : sweep_metrics())
@@ -130,13 +142,9 @@ TEST(Sweep, CsvFieldsReadBackAsTheirValues) {
     ASSERT_EQ(names.size(), n_cols);
     long rows = 0, negated_pairs = 0, complex_rows = 0;
     SweepChunkConfig chunk;
-    while (std::getline(f, line)) {
-      std::vector<std::string> cell;
-      std::stringstream ss(line);
-      std::string c;
-      while (std::getline(ss, c, ',')) cell.push_back(c);
-      if (!line.empty() && line.back() == ',') cell.emplace_back();
-      ASSERT_EQ(cell.size(), n_cols) << line;
+    for (size_t row = 1; row < csv.size(); ++row) {
+      const std::vector<std::string>& cell = csv[row];
+      ASSERT_EQ(cell.size(), n_cols) << "row " << row;
       const Gates g = Gates::from_linear(std::stod(cell[0]), std::stod(cell[1]), std::stod(cell[2]),
                                          std::stod(cell[3]), ps)
                           .value;
@@ -149,13 +157,13 @@ TEST(Sweep, CsvFieldsReadBackAsTheirValues) {
         for (size_t j = 0; j < want.size(); ++j, ++k) {
           const std::string& text = cell[k];
           if (std::isnan(want[j])) {
-            EXPECT_EQ(text, "") << names[k] << " in " << line;
+            EXPECT_EQ(text, "") << names[k] << " in row " << row;
           } else if (!m->labels.empty()) {
-            EXPECT_EQ(text, m->labels[size_t(want[j])]) << names[k] << " in " << line;
+            EXPECT_EQ(text, m->labels[size_t(want[j])]) << names[k] << " in row " << row;
           } else {
             const double got = std::stod(text);
             EXPECT_EQ(std::bit_cast<uint64_t>(got), std::bit_cast<uint64_t>(want[j]))
-                << names[k] << " = '" << text << "', want " << want[j] << " in " << line;
+                << names[k] << " = '" << text << "', want " << want[j] << " in row " << row;
           }
         }
       }
@@ -171,7 +179,7 @@ TEST(Sweep, CsvFieldsReadBackAsTheirValues) {
 }
 
 TEST(Sweep, ThreadsSplitChunksAndKeepTheOrder) {
-  // 101 x 247 points: four chunks of the engine's 8192, written in order by whichever
+  // 101 x 247 points: 13 chunks of the sweep's 2048, written in order by whichever
   // thread finishes a chunk; one thread and two give the same bytes. A sweep of one
   // chunk runs on one thread whatever is asked.
   const auto dir = std::filesystem::temp_directory_path() / "mdnstab_test_sweep_threads";
@@ -204,23 +212,6 @@ TEST(Sweep, ThreadsSplitChunksAndKeepTheOrder) {
   std::filesystem::remove_all(dir);
 }
 
-std::vector<std::vector<std::string>> read_csv(const std::string& path) {
-  std::vector<std::vector<std::string>> rows;
-  std::ifstream f(path);
-  std::string line;
-  while (std::getline(f, line)) {
-    std::vector<std::string> cells;
-    size_t p = 0;
-    for (;;) {
-      const size_t c = line.find(',', p);
-      cells.push_back(line.substr(p, c == std::string::npos ? std::string::npos : c - p));
-      if (c == std::string::npos) break;
-      p = c + 1;
-    }
-    rows.push_back(std::move(cells));
-  }
-  return rows;
-}
 
 TEST(Sweep, EnginesWriteTheSameCsv) {
   // Every metric (the transient peak included) over log-space axes for both p-scales:
