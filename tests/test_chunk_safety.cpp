@@ -251,6 +251,73 @@ TEST(ChunkSets, CountsLargestChunkAndWorstGate) {
   EXPECT_GT(2 * s.largest_safe_pow2, s.largest_safe_chunk);
 }
 
+// The checked figure by its definition, scanning every C upward (no bisection): per gate
+// set, the last C before the first at which neither the rule nor the emulation calls it
+// safe; left out where that C is within the cap and the emulation breaks it at C = 1
+// (the function's count can be lower: it asks only a gate set below its running bound).
+int checked_by_scan(std::span<const Gates> gates, const ChunkInputs& in, int c_max, long& left_out) {
+  const Precision p = Precision::kFp32;
+  const ChunkRuleOptions o;
+  auto measured = [&](const Gates& g, int C) {
+    const ChunkError e = measure_chunk_error(g, in, C, p);
+    return e.finite && e.reference_finite && e.rel_rms <= o.tol;
+  };
+  int all = c_max;
+  left_out = 0;
+  for (const Gates& g : gates) {
+    int c = 0;
+    while (c < c_max && (chunk_safe(g, c + 1, p, o) || measured(g, c + 1))) ++c;
+    if (c < c_max && !measured(g, 1)) {
+      ++left_out;
+      continue;
+    }
+    all = std::min(all, c);
+  }
+  return all;
+}
+
+TEST(ChunkSets, CheckedLargestChunkIsTheRuleCheckedByEmulation) {
+  const ChunkInputs in = random_chunk_inputs(16, 16, 256, 3);
+  const ChunkRuleOptions o;
+  const Precision p = Precision::kFp32;
+  constexpr int kCap = 24;
+  // alpha = e^-21728 (0 in any format) with mu ~ 1: the rule's u sigma term calls even
+  // C = 2 unsafe, the emulated error stays below 1e-3 there.
+  const Gates huge = gl(-21727.8, -0.0020404, 1.0, 2.0);
+  // alpha > mu: the cancellation the rule is made for; rule and emulation break together.
+  const Gates decay = gl(-0.01, -2);
+  // beta = 3.4e-40 with eta = 1e-14: outputs below fp32's normal range, broken at C = 1.
+  const Gates tiny = gl(-24878.2, -4.7e-26, 3.42052e-40, 1.09048e-14);
+  {
+    const Gates one[] = {huge};
+    EXPECT_EQ(largest_safe_chunk(one, p, o, kCap), 1);
+    const CheckedSafeChunk c = largest_safe_chunk_checked(one, p, o, in, kCap);
+    long left = -1;
+    EXPECT_EQ(c.largest, checked_by_scan(one, in, kCap, left));
+    EXPECT_GT(c.largest, 4);
+    EXPECT_EQ(c.unrepresentable, 0);
+    EXPECT_GT(c.emulations, 0);
+  }
+  {
+    const Gates one[] = {decay};
+    const int rule = largest_safe_chunk(one, p, o, kCap);
+    ASSERT_GT(rule, 1);
+    ASSERT_LT(rule, kCap);
+    const CheckedSafeChunk c = largest_safe_chunk_checked(one, p, o, in, kCap);
+    long left = -1;
+    EXPECT_EQ(c.largest, checked_by_scan(one, in, kCap, left));
+    EXPECT_LE(c.largest, rule + 2);  // the emulation breaks within two tokens of the rule
+  }
+  {
+    const Gates all[] = {huge, decay, tiny, gl(-1, -1)};
+    const CheckedSafeChunk c = largest_safe_chunk_checked(all, p, o, in, kCap);
+    long left = -1;
+    EXPECT_EQ(c.largest, checked_by_scan(all, in, kCap, left));
+    EXPECT_EQ(c.unrepresentable, 1);
+    EXPECT_EQ(left, 1);
+  }
+}
+
 GateDump dump_of(int64_t T, int64_t H, const std::function<Gates(int64_t, int64_t)>& f) {
   GateDump d;
   d.batch = 1, d.time = T, d.heads = H, d.format = "test";

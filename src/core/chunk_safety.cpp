@@ -109,15 +109,20 @@ bool chunk_safe(const Gates& g, int C, Precision p, const ChunkRuleOptions& o) {
   return chunk_safe(chunk_risk(g, C, p, o), o.tol);
 }
 
-int largest_safe_chunk(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o, int c_max) {
-  int hi = c_max;  // every gate set so far is safe at hi (the risk grows with C)
+namespace {
+
+// The largest C in [1, hi] at which safe(g, C) holds for every g of `gates` that
+// judged(g) keeps (asked only of a gate set that fails at the running bound), by
+// bisection on each gate set that fails there (safety falls with C).
+template <class Safe, class Judged>
+int largest_safe(std::span<const Gates> gates, int hi, Safe&& safe, Judged&& judged) {
   for (const Gates& g : gates) {
     if (hi == 0) break;
-    if (chunk_safe(g, hi, p, o)) continue;
+    if (safe(g, hi) || !judged(g)) continue;
     int lo = 0;  // safe at lo (0: vacuous), unsafe at hi
     while (hi - lo > 1) {
       const int mid = lo + (hi - lo) / 2;
-      if (chunk_safe(g, mid, p, o))
+      if (safe(g, mid))
         lo = mid;
       else
         hi = mid;
@@ -125,6 +130,31 @@ int largest_safe_chunk(std::span<const Gates> gates, Precision p, const ChunkRul
     hi = lo;
   }
   return hi;
+}
+
+}  // namespace
+
+int largest_safe_chunk(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o, int c_max) {
+  return largest_safe(
+      gates, c_max, [&](const Gates& g, int C) { return chunk_safe(g, C, p, o); }, [](const Gates&) { return true; });
+}
+
+CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o,
+                                            const ChunkInputs& in, int c_max) {
+  CheckedSafeChunk r;
+  auto measured_safe = [&](const Gates& g, int C) {
+    ++r.emulations;
+    const ChunkError e = measure_chunk_error(g, in, C, p, o.beta_eps);
+    return e.finite && e.reference_finite && e.rel_rms <= o.tol;
+  };
+  r.largest = largest_safe(
+      gates, c_max, [&](const Gates& g, int C) { return chunk_safe(g, C, p, o) || measured_safe(g, C); },
+      [&](const Gates& g) {
+        if (measured_safe(g, 1)) return true;
+        ++r.unrepresentable;
+        return false;
+      });
+  return r;
 }
 
 ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed) {

@@ -86,6 +86,23 @@ struct ChunkInputs {
 };
 ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed);
 
+// largest_safe_chunk() with the rule's "unsafe" verdicts checked by emulation.
+struct CheckedSafeChunk {
+  int largest = 0;             // as largest_safe_chunk, over the gate sets not left out
+  long emulations = 0;         // measure_chunk_error calls made
+  long unrepresentable = 0;    // left out: broken by emulation even at C = 1
+};
+// The largest C in [1, c_max] at which every gate set is safe by the rule or, where the
+// rule says unsafe, measured safe on `in` (finite, error <= o.tol against a finite fp64
+// reference). A gate set the emulation breaks even at C = 1 (its outputs lie beyond p's
+// range, which no chunk size mends) is left out and counted. The rule is conservative
+// where |log alpha| reaches 10^4 (its u sigma term is then 10 to 100 x the measured
+// error), so that one such gate set would otherwise decide the figure for all.
+// Emulates only where the rule says unsafe, at the sizes the bisection visits; a gate set
+// is left out only if it would lower the figure (the count is of those).
+CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o,
+                                            const ChunkInputs& in, int c_max = kMaxChunk);
+
 struct ChunkError {
   double rel_rms = 0;    // |o - o_ref|_F / |o_ref|_F (inf when o is not finite)
   double max_abs = 0;    // max |o - o_ref|
