@@ -145,7 +145,7 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
   auto measured_safe = [&](const Gates& g, int C) {
     ++r.emulations;
     const ChunkError e = measure_chunk_error(g, in, C, p, o.beta_eps);
-    return e.finite && e.reference_finite && e.rel_rms <= o.tol;
+    return e.reference_finite && !e.broken(o.tol);
   };
   r.largest = largest_safe(
       gates, c_max, [&](const Gates& g, int C) { return chunk_safe(g, C, p, o) || measured_safe(g, C); },
@@ -392,7 +392,7 @@ Result<ChunkMapSummary> run_chunk_map(const ChunkMapSpec& spec) {
     pt.gates = point_gates(spec, slots, i);
     pt.error = measure_chunk_error(pt.gates, in, spec.chunk, spec.precision, spec.beta_eps);
     pt.risk = chunk_risk(pt.gates, spec.chunk, spec.precision, ro);
-    pt.broken = !pt.error.finite || pt.error.rel_rms > spec.tol;
+    pt.broken = pt.error.broken(spec.tol);
     pt.predicted = !chunk_safe(pt.risk, spec.tol);
     if (progress) {
 #pragma omp critical(chunk_map_progress)

@@ -109,6 +109,9 @@ struct ChunkError {
   double state_rel = 0;  // the same relative error of the final S and M together
   bool finite = true;    // the emulated output and states are finite
   bool reference_finite = true;
+  // Broken at tolerance tol: not finite, or the error above tol (judged only where the
+  // reference is finite).
+  bool broken(double tol) const { return !finite || rel_rms > tol; }
 };
 
 // Emulated chunk output with gates g held constant over every token, against
