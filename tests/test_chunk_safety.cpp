@@ -318,6 +318,43 @@ TEST(ChunkSets, CheckedLargestChunkIsTheRuleCheckedByEmulation) {
   }
 }
 
+TEST(ChunkSets, CheckedLargestChunkDoesNotDependOnTheThreads) {
+  // The emulations at the running bound run ahead in batches of 4 per thread. This list
+  // lowers the bound in the middle of a batch (decay, after the bound was set by huge)
+  // and has sets left out before and after (tiny), so batches are cut and resumed.
+  const ChunkInputs in = random_chunk_inputs(16, 16, 256, 3);
+  const ChunkRuleOptions o;
+  const Precision p = Precision::kFp32;
+  constexpr int kCap = 24;
+  const Gates huge = gl(-21727.8, -0.0020404, 1.0, 2.0), decay = gl(-0.01, -2), fine = gl(-1, -1);
+  const Gates tiny = gl(-24878.2, -4.7e-26, 3.42052e-40, 1.09048e-14);
+  const Gates list[] = {fine, huge, tiny, huge, huge, tiny, huge, decay, huge, tiny, fine, huge, tiny, huge};
+  long left = -1;
+  const int by_scan = checked_by_scan(list, in, kCap, left);
+  EXPECT_EQ(left, 4);
+  ASSERT_LT(by_scan, kCap);
+  // Left out by definition: broken by emulation at C = 1, and unsafe by the rule at the figure.
+  long unrepresentable = 0;
+  for (const Gates& g : list) {
+    const ChunkError e = measure_chunk_error(g, in, 1, p);
+    unrepresentable += !chunk_safe(g, by_scan, p, o) && !(e.finite && e.reference_finite && e.rel_rms <= o.tol);
+  }
+  EXPECT_EQ(unrepresentable, 4);
+  long emulations = -1;
+  for (int threads : {1, 2, 3}) {
+    const CheckedSafeChunk c = largest_safe_chunk_checked(list, p, o, in, kCap, threads);
+    EXPECT_EQ(c.largest, by_scan) << threads;
+    EXPECT_EQ(c.unrepresentable, unrepresentable) << threads;
+    if (emulations < 0) emulations = c.emulations;
+    EXPECT_EQ(c.emulations, emulations) << threads;  // batches cut and resumed alike
+  }
+  // Above the probe (C = 64) only when every gate set is safe below it: the same figure.
+  const Gates safe_long[] = {fine, gl(-3, -0.5), gl(-0.4, -0.5)};
+  const CheckedSafeChunk wide = largest_safe_chunk_checked(safe_long, p, o, in, 200);
+  EXPECT_EQ(wide.largest, checked_by_scan(safe_long, in, 200, left));
+  EXPECT_GT(wide.largest, 64);
+}
+
 GateDump dump_of(int64_t T, int64_t H, const std::function<Gates(int64_t, int64_t)>& f) {
   GateDump d;
   d.batch = 1, d.time = T, d.heads = H, d.format = "test";

@@ -45,6 +45,7 @@ struct ChunkSafetyOptions {
   std::optional<double> min_log_mu, tau_factor;
   std::optional<int> hidden_size;
   std::optional<long> samples;
+  bool check = false;  // the rule's unsafe verdicts that decide the largest C, checked by emulation
 };
 
 nlohmann::json point_json(const ChunkMapPoint& p) {
@@ -120,6 +121,22 @@ nlohmann::json counts_json(const GateSetChunkSafety& s) {
           {"largest_safe_pow2", s.largest_safe_pow2}};
 }
 
+nlohmann::json checked_json(const CheckedSafeChunk& c, const ChunkInputs& in) {
+  return {{"largest_safe_chunk", c.largest},
+          {"emulations", c.emulations},
+          {"left_out", c.unrepresentable},
+          {"dk", in.dk},
+          {"dv", in.dv},
+          {"steps", in.steps}};
+}
+
+void print_checked(const CheckedSafeChunk& c, const ChunkInputs& in) {
+  fmt::print("  checked by emulation:   {} ({} emulated passes on random q, k, v with DK = {}, DV = {}, T = {}; {} "
+             "gate sets left out, broken even at C = 1)\n",
+             c.largest == 0 ? std::string("none") : std::to_string(c.largest), c.emulations, in.dk, in.dv, in.steps,
+             c.unrepresentable);
+}
+
 std::string pct(long k, long n) { return fmt::format("{:.3g}%", 100.0 * double(k) / std::max<double>(double(n), 1.0)); }
 
 void print_counts(const GateSetChunkSafety& s, const char* what, Precision p) {
@@ -131,8 +148,8 @@ void print_counts(const GateSetChunkSafety& s, const char* what, Precision p) {
   if (s.largest_safe_chunk == 0)
     fmt::print("  largest safe C:         none: some gates are unsafe even at C = 1 in {}\n", to_string(p));
   else
-    fmt::print("  largest safe C:         {} (power of two: {}) for every one of them\n", s.largest_safe_chunk,
-               s.largest_safe_pow2);
+    fmt::print("  largest safe C:         {} (power of two: {}) for every one of them, by the rule\n",
+               s.largest_safe_chunk, s.largest_safe_pow2);
 }
 
 std::string gates_text(const Gates& g) {
@@ -174,8 +191,16 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
                                  o.param));
   if (!o.checkpoint.empty() && !o.param.empty() && !named)
     throw UsageError(fmt::format("--param '{}': with --checkpoint, --param names the parametrization", o.param));
+  if (o.check && !o.param.empty() && !named)
+    throw UsageError("--check takes --param NAME or --checkpoint: a gate dump's chunks have per-token gates, and the "
+                     "emulation holds them constant");
+  if (o.check && (o.dk < 1 || o.dk > 4096 || o.dv < 1 || o.dv > 4096))
+    throw UsageError(fmt::format("--dk {} and --dv {} must be in [1, 4096]", o.dk, o.dv));
+  if (o.check && o.steps > (1 << 24)) throw UsageError(fmt::format("--steps {} must be <= 2^24", o.steps));
   if (!o.out.empty()) ok_or_throw(check_writable(o.out));
   const ChunkRuleOptions ro = rule_options(o);
+  // The random q, k, v on which --check emulates (as the grid mode's).
+  const ChunkInputs inputs = o.check ? random_chunk_inputs(o.dk, o.dv, o.steps, o.seed) : ChunkInputs{};
   SamplingOptions so;
   so.seed = o.seed;
   so.range = value_or_throw(parse_sample_range(o.range));
@@ -193,25 +218,32 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     co.base_config = o.model;
     const Checkpoint ck = value_or_throw(read_checkpoint(o.checkpoint, co));
     so.samples = o.samples.value_or(4000);
-    const auto heads = value_or_throw(analyze_chunk_safety(ck, co.param, so, o.chunk, prec, ro));
+    const auto heads =
+        value_or_throw(analyze_chunk_safety(ck, co.param, so, o.chunk, prec, ro, o.check ? &inputs : nullptr));
     long gates = 0, unsafe = 0, overflow = 0;
-    int largest = kMaxChunk;
+    int largest = kMaxChunk, largest_checked = kMaxChunk;
     for (const HeadChunkSafety& h : heads) {
       gates += h.safety.gates, unsafe += h.safety.at.unsafe, overflow += h.safety.at.overflow;
       largest = std::min(largest, h.safety.largest_safe_chunk);
+      if (h.checked) largest_checked = std::min(largest_checked, h.checked->largest);
     }
-    if (heads.empty()) largest = 0;
+    if (heads.empty()) largest = largest_checked = 0;
     if (!o.out.empty()) {
       AtomicFile f;
       ok_or_throw(f.open(o.out));
       std::string buf = "layer,head,A_log,Mu_log,dt_bias,mu_bias,log_factor,samples,fraction_unsafe,fraction_overflow,"
-                        "largest_safe_chunk,largest_safe_pow2\n";
-      for (const HeadChunkSafety& h : heads)
-        buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", h.layer, h.head, h.params.A_log, h.params.Mu_log,
+                        "largest_safe_chunk,largest_safe_pow2";
+      buf += o.check ? ",checked_safe_chunk,emulations,left_out\n" : "\n";
+      for (const HeadChunkSafety& h : heads) {
+        buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}", h.layer, h.head, h.params.A_log, h.params.Mu_log,
                            h.params.dt_bias, h.params.mu_bias, h.params.log_factor, h.safety.gates,
                            double(h.safety.at.unsafe) / double(std::max(1L, h.safety.gates)),
                            double(h.safety.at.overflow) / double(std::max(1L, h.safety.gates)),
                            h.safety.largest_safe_chunk, h.safety.largest_safe_pow2);
+        buf += h.checked ? fmt::format(",{},{},{}\n", h.checked->largest, h.checked->emulations,
+                                       h.checked->unrepresentable)
+                         : "\n";
+      }
       ok_or_throw(f.write(buf));
       ok_or_throw(f.commit());
     }
@@ -221,23 +253,31 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
         nlohmann::json j = counts_json(h.safety);
         j["layer"] = h.layer;
         j["head"] = h.head;
+        if (h.checked) j["checked"] = checked_json(*h.checked, inputs);
         hs.push_back(j);
       }
-      print_json({{"mode", "checkpoint"}, {"checkpoint", o.checkpoint}, {"chunk", o.chunk},
-                  {"precision", std::string(to_string(prec))}, {"tolerance", o.tol}, {"gates", gates},
-                  {"fraction_unsafe", double(unsafe) / std::max(1.0, double(gates))},
-                  {"fraction_overflow", double(overflow) / std::max(1.0, double(gates))},
-                  {"largest_safe_chunk", largest}, {"heads", hs}, {"seconds", seconds()}});
+      nlohmann::json j = {{"mode", "checkpoint"}, {"checkpoint", o.checkpoint}, {"chunk", o.chunk},
+                          {"precision", std::string(to_string(prec))}, {"tolerance", o.tol}, {"gates", gates},
+                          {"fraction_unsafe", double(unsafe) / std::max(1.0, double(gates))},
+                          {"fraction_overflow", double(overflow) / std::max(1.0, double(gates))},
+                          {"largest_safe_chunk", largest}, {"heads", hs}, {"seconds", seconds()}};
+      if (o.check) j["checked_largest_safe_chunk"] = largest_checked;
+      print_json(j);
       return 0;
     }
     fmt::print("chunk-safety: checkpoint '{}' ({} layers x {} heads), {} samples of raw inputs per head (range {}), {}\n",
                o.checkpoint, ck.layers.size(), ck.layers.empty() ? 0 : ck.layers[0].size(), so.samples, o.range, head);
-    fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}\n", "layer", "head", "unsafe", "overflow", "largest C");
+    fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}{}\n", "layer", "head", "unsafe", "overflow", "largest C",
+               o.check ? fmt::format(" {:>10}", "checked C") : "");
     for (const HeadChunkSafety& h : heads)
-      fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}\n", h.layer, h.head, pct(h.safety.at.unsafe, h.safety.gates),
-                 pct(h.safety.at.overflow, h.safety.gates), h.safety.largest_safe_chunk);
-    fmt::print("  all heads: {} of gates unsafe at C = {}; largest safe C for every head: {}\n", pct(unsafe, gates),
-               o.chunk, largest);
+      fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}{}\n", h.layer, h.head, pct(h.safety.at.unsafe, h.safety.gates),
+                 pct(h.safety.at.overflow, h.safety.gates), h.safety.largest_safe_chunk,
+                 h.checked ? fmt::format(" {:>10}", h.checked->largest) : "");
+    fmt::print("  all heads: {} of gates unsafe at C = {}; largest safe C for every head: {} by the rule{}\n",
+               pct(unsafe, gates), o.chunk, largest,
+               o.check ? fmt::format(", {} checked by emulation (DK = {}, DV = {}, T = {})", largest_checked, o.dk,
+                                     o.dv, o.steps)
+                       : "");
     fmt::print("  time: {:.3f} s\n", seconds());
     return 0;
   }
@@ -305,6 +345,12 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
   }
   const GateSetChunkSafety all = analyze_chunk_safety(gates, o.chunk, prec, ro, o.threads);
   const GateSetChunkSafety init = analyze_chunk_safety(initial, o.chunk, prec, ro, o.threads);
+  std::optional<CheckedSafeChunk> checked_all, checked_init;
+  if (o.check) {
+    checked_all = largest_safe_chunk_checked(gates, prec, ro, inputs, kMaxChunk, o.threads);
+    const bool same = initial.size() == gates.size();  // range "initial": the same samples
+    checked_init = same ? checked_all : largest_safe_chunk_checked(initial, prec, ro, inputs, kMaxChunk, o.threads);
+  }
   if (!o.out.empty()) {
     AtomicFile f;
     ok_or_throw(f.open(o.out));
@@ -326,6 +372,10 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
                         {"range", o.range}, {"chunk", o.chunk}, {"precision", std::string(to_string(prec))},
                         {"tolerance", o.tol}, {"all", counts_json(all)}, {"initial", counts_json(init)},
                         {"seconds", seconds()}};
+    if (checked_all) {
+      j["all"]["checked"] = checked_json(*checked_all, inputs);
+      j["initial"]["checked"] = checked_json(*checked_init, inputs);
+    }
     if (all.worst >= 0)
       j["worst"] = {{"gates", gates_json(gates[size_t(all.worst)])},
                     {"log_cancellation", number_or_null(all.worst_risk.log_cancellation)},
@@ -338,9 +388,11 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
              o.model, num(c.min_log_mu), so.samples, o.range, head);
   fmt::print(" all samples:\n");
   print_counts(all, "gates", prec);
+  if (checked_all) print_checked(*checked_all, inputs);
   if (!initial.empty() && initial.size() != gates.size()) {
     fmt::print(" samples from the initialization ranges only:\n");
     print_counts(init, "gates", prec);
+    if (checked_init) print_checked(*checked_init, inputs);
   }
   if (all.worst >= 0)
     fmt::print("  worst gate at C = {}: {} (Lambda = {}, largest exponent {})\n", o.chunk,
@@ -354,6 +406,7 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
 
 int run_chunk_safety(const ChunkSafetyOptions& o, const App& app) {
   if (!o.param.empty() || !o.checkpoint.empty()) return run_param_mode(o, app);
+  if (o.check) throw UsageError("--check takes --param NAME or --checkpoint: a grid is measured by emulation already");
   ChunkMapSpec spec;
   spec.precision = value_or_throw(parse_precision(o.precision));
   spec.p_scale = resolve_p_scale(o.p_scale);
@@ -503,6 +556,9 @@ void setup_chunk_safety(App& app) {
   sub->add_option("--hidden-size", o->hidden_size, "hidden size (tau = sqrt(hidden_size / tau_factor))");
   sub->add_option("--tau-factor", o->tau_factor, "tau factor");
   sub->add_option("--samples", o->samples, "samples (20000 for a parametrization, 4000 per head for a checkpoint)");
+  sub->add_flag("--check", o->check,
+                "with --param NAME or --checkpoint: check the rule's unsafe verdicts that decide the largest safe C "
+                "by emulation on random q, k, v (--dk, --dv, --steps, --seed)");
   sub->add_option("--range", o->range, "sampling range: initial, wide or both")
       ->check(CLI::IsMember({"initial", "wide", "both"}))
       ->capture_default_str();

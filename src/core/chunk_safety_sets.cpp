@@ -137,7 +137,7 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
 
 Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, Parametrization param,
                                                           const SamplingOptions& sampling, int C, Precision p,
-                                                          const ChunkRuleOptions& o) {
+                                                          const ChunkRuleOptions& o, const ChunkInputs* check) {
   std::vector<HeadChunkSafety> out;
   for (size_t l = 0; l < ck.layers.size(); ++l)
     for (size_t h = 0; h < ck.layers[l].size(); ++h) {
@@ -150,7 +150,8 @@ Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, 
       std::vector<Gates> g;
       g.reserve(samples.value.size());
       for (const SampledGate& s : samples.value) g.push_back(s.mapped.gates);
-      out.push_back({int(l), int(h), ck.layers[l][h], analyze_chunk_safety(g, C, p, o, sampling.threads)});
+      out.push_back({int(l), int(h), ck.layers[l][h], analyze_chunk_safety(g, C, p, o, sampling.threads), {}});
+      if (check) out.back().checked = largest_safe_chunk_checked(g, p, o, *check, kMaxChunk, sampling.threads);
     }
   return out;
 }

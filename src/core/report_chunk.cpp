@@ -167,7 +167,6 @@ Status section_chunk_safety(Context& c, Shared&) {
       // The map's random inputs: the rule's "unsafe" verdicts that decide the largest safe
       // chunk are checked on them.
       const ChunkInputs inputs = random_chunk_inputs(cs.dk, cs.dv, cs.steps, spec.seed);
-      std::vector<CheckedSafeChunk> checked;
       std::vector<std::string> head = {"log_alpha", "initial_box"};
       std::vector<int> initial_box;  // 1: drawn from the initialization box (the same for every config)
       std::vector<std::vector<Gates>> per_cfg;
@@ -190,11 +189,12 @@ Status section_chunk_safety(Context& c, Shared&) {
         }
         res.push_back(analyze_chunk_safety(gates, cs.chunk, cs.precision, ro));
         res_init.push_back(analyze_chunk_safety(init, cs.chunk, cs.precision, ro));
-        checked.push_back(largest_safe_chunk_checked(gates, cs.precision, ro, inputs));
         per_cfg.push_back(std::move(gates));
         head.push_back("log_mu_" + cfg.name);
         head.push_back("rule_safe_" + cfg.name);
       }
+      std::vector<CheckedSafeChunk> checked;
+      for (const auto& gates : per_cfg) checked.push_back(largest_safe_chunk_checked(gates, cs.precision, ro, inputs));
       CsvWriter rc(head);
       for (size_t i = 0; i < per_cfg[0].size(); ++i) {
         // Positions to 6 digits (the figure's dots); the verdicts are the data behind the fractions.

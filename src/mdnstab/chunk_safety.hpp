@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -90,7 +91,7 @@ ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed);
 struct CheckedSafeChunk {
   int largest = 0;             // as largest_safe_chunk, over the gate sets not left out
   long emulations = 0;         // measure_chunk_error calls made
-  long unrepresentable = 0;    // left out: broken by emulation even at C = 1
+  long unrepresentable = 0;    // left out: broken by emulation even at C = 1 (see below)
 };
 // The largest C in [1, c_max] at which every gate set is safe by the rule or, where the
 // rule says unsafe, measured safe on `in` (finite, error <= o.tol against a finite fp64
@@ -98,10 +99,12 @@ struct CheckedSafeChunk {
 // range, which no chunk size mends) is left out and counted. The rule is conservative
 // where |log alpha| reaches 10^4 (its u sigma term is then 10 to 100 x the measured
 // error), so that one such gate set would otherwise decide the figure for all.
-// Emulates only where the rule says unsafe, at the sizes the bisection visits; a gate set
-// is left out only if it would lower the figure (the count is of those).
+// The count is of those the rule calls unsafe at the figure. Emulates only where the
+// rule says unsafe, at the sizes a bisection visits (first below C = 64, above only when
+// all are safe there); the emulations run on `threads` cores (0: all), and neither the
+// figure nor the counts depend on how many.
 CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o,
-                                            const ChunkInputs& in, int c_max = kMaxChunk);
+                                            const ChunkInputs& in, int c_max = kMaxChunk, int threads = 0);
 
 struct ChunkError {
   double rel_rms = 0;    // |o - o_ref|_F / |o_ref|_F (inf when o is not finite)
@@ -224,11 +227,15 @@ struct HeadChunkSafety {
   int layer = 0, head = 0;
   HeadParams params;
   GateSetChunkSafety safety;
+  std::optional<CheckedSafeChunk> checked;  // with `check` inputs
 };
 // Each head of a checkpoint: its learned parameters fixed, raw inputs sampled
-// (sampling.head is overridden), every sample's gates held constant.
+// (sampling.head is overridden), every sample's gates held constant. With `check`,
+// each head's largest safe chunk is also checked by emulation on those inputs
+// (largest_safe_chunk_checked on sampling.threads).
 Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, Parametrization param,
                                                           const SamplingOptions& sampling, int C, Precision p,
-                                                          const ChunkRuleOptions& o);
+                                                          const ChunkRuleOptions& o,
+                                                          const ChunkInputs* check = nullptr);
 
 }  // namespace mdnstab

@@ -231,6 +231,65 @@ TEST(CliChunkSafetyParam, CheckpointPerHead) {
   EXPECT_NE(r.out.find("all heads"), std::string::npos);
 }
 
+TEST(CliChunkSafetyParam, CheckByEmulation) {
+  const std::string args = " chunk-safety --param mdn --samples 1500 --range wide --check --dk 8 --dv 8 --steps 128";
+  auto r1 = run_cli("--format json" + args + " --threads 1");
+  ASSERT_EQ(r1.code, 0) << r1.err;
+  auto r2 = run_cli("--format json" + args + " --threads 2");
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  const json j = json::parse(r1.out), j2 = json::parse(r2.out);
+  const json& c = j["all"]["checked"];
+  EXPECT_EQ(c, j2["all"]["checked"]);  // the same figure and counts on any number of threads
+  EXPECT_EQ(c["dk"], 8);
+  EXPECT_EQ(c["dv"], 8);
+  EXPECT_EQ(c["steps"], 128);
+  // The rule calls a few of the wide box's gates unsafe even at small C; the check can
+  // only raise the figure, by emulating those verdicts.
+  const int rule = j["all"]["largest_safe_chunk"].get<int>();
+  ASSERT_LT(rule, 64);
+  EXPECT_GE(c["largest_safe_chunk"].get<int>(), rule);
+  EXPECT_GE(c["emulations"].get<long>(), 1);
+  EXPECT_GE(c["left_out"].get<long>(), 0);
+  // --range wide has no sample from the initialization box: nothing to emulate there.
+  EXPECT_EQ(j["initial"]["gates"], 0);
+  EXPECT_EQ(j["initial"]["checked"]["emulations"], 0);
+  // Without --check there is no checked figure.
+  auto r = run_cli("--format json chunk-safety --param mdn --samples 300");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(json::parse(r.out)["all"].contains("checked"));
+  r = run_cli(args.substr(1));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("by the rule"), std::string::npos);
+  EXPECT_NE(r.out.find("checked by emulation:   " + std::to_string(c["largest_safe_chunk"].get<int>()) + " ("),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(CliChunkSafetyParam, CheckpointCheckedPerHead) {
+  const auto d = scratch_dir("chunk_ckpt_check");
+  const auto st = d / "model.safetensors";
+  write_checkpoint(st);
+  const auto out = d / "heads.csv";
+  auto r = run_cli("--format json chunk-safety --checkpoint " + st.string() +
+                   " --samples 300 --check --dk 8 --dv 8 --steps 128 --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["heads"].size(), 2u);
+  int least = 1 << 30;
+  for (const json& h : j["heads"]) {
+    ASSERT_TRUE(h.contains("checked"));
+    EXPECT_GE(h["checked"]["largest_safe_chunk"].get<int>(), h["largest_safe_chunk"].get<int>());
+    least = std::min(least, h["checked"]["largest_safe_chunk"].get<int>());
+  }
+  EXPECT_EQ(j["checked_largest_safe_chunk"].get<int>(), least);
+  const std::string csv = slurp(out);
+  EXPECT_EQ(count_lines(csv), 1 + 2);
+  EXPECT_NE(csv.find(",checked_safe_chunk,emulations,left_out\n"), std::string::npos);
+  r = run_cli("chunk-safety --checkpoint " + st.string() + " --samples 100 --check --dk 8 --dv 8 --steps 128");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("checked by emulation (DK = 8, DV = 8, T = 128)"), std::string::npos) << r.out;
+}
+
 TEST(CliChunkSafetyParam, BadInput) {
   const auto d = scratch_dir("chunk_param_bad");
   const std::string out = " --out " + (d / "x.csv").string();
@@ -241,6 +300,15 @@ TEST(CliChunkSafetyParam, BadInput) {
   expect_bad("chunk-safety --param mdn --precision e4m3" + out, "e4m3");
   expect_bad("chunk-safety --param mdn --model 7B" + out, "model");
   expect_bad("chunk-safety --checkpoint " + (d / "missing").string() + out, "missing");
+  expect_bad("chunk-safety --param mdn --check --dk 0" + out, "--dk 0");
+  expect_bad("chunk-safety --param mdn --check --dv 5000" + out, "--dv 5000");
+  expect_bad("chunk-safety --axis log_alpha=-1:0:3 --check" + out, "--check");
+  {
+    const auto csv = d / "gates.csv";
+    std::ofstream(csv) << "log_alpha,beta,log_mu,eta\n-1,0.1,-1,1\n";
+    expect_bad("chunk-safety --param " + csv.string() + " --check" + out, "--check");
+    std::filesystem::remove(csv);
+  }
   EXPECT_EQ(count_entries(d), 0);
 }
 
