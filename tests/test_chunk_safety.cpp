@@ -345,6 +345,7 @@ TEST(ChunkSets, CheckedLargestChunkDoesNotDependOnTheThreads) {
     const CheckedSafeChunk c = largest_safe_chunk_checked(list, p, o, in, kCap, threads);
     EXPECT_EQ(c.largest, by_scan) << threads;
     EXPECT_EQ(c.unrepresentable, unrepresentable) << threads;
+    EXPECT_EQ(c.judged, long(std::size(list)) - unrepresentable) << threads;
     if (emulations < 0) emulations = c.emulations;
     EXPECT_EQ(c.emulations, emulations) << threads;  // batches cut and resumed alike
   }

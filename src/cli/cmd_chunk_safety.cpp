@@ -122,19 +122,22 @@ nlohmann::json counts_json(const GateSetChunkSafety& s) {
 }
 
 nlohmann::json checked_json(const CheckedSafeChunk& c, const ChunkInputs& in) {
-  return {{"largest_safe_chunk", c.largest},
-          {"emulations", c.emulations},
+  return {{"largest_safe_chunk", c.judged ? nlohmann::json(c.largest) : nlohmann::json(nullptr)},
+          {"judged", c.judged},
           {"left_out", c.unrepresentable},
+          {"emulations", c.emulations},
           {"dk", in.dk},
           {"dv", in.dv},
           {"steps", in.steps}};
 }
 
-void print_checked(const CheckedSafeChunk& c, const ChunkInputs& in) {
-  fmt::print("  checked by emulation:   {} ({} emulated passes on random q, k, v with DK = {}, DV = {}, T = {}; {} "
-             "gate sets left out, broken even at C = 1)\n",
-             c.largest == 0 ? std::string("none") : std::to_string(c.largest), c.emulations, in.dk, in.dv, in.steps,
-             c.unrepresentable);
+std::string checked_text(const CheckedSafeChunk& c, const ChunkInputs& in) {
+  const std::string how = fmt::format("{} emulated passes on random q, k, v with DK = {}, DV = {}, T = {}",
+                                      c.emulations, in.dk, in.dv, in.steps);
+  if (!c.judged)
+    return fmt::format("none judged: all {} gate sets are broken even at C = 1 ({})", c.unrepresentable, how);
+  return fmt::format("{} for the {} gate sets not left out ({} left out: broken even at C = 1); {}", c.largest,
+                     c.judged, c.unrepresentable, how);
 }
 
 std::string pct(long k, long n) { return fmt::format("{:.3g}%", 100.0 * double(k) / std::max<double>(double(n), 1.0)); }
@@ -194,6 +197,8 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
   if (o.check && !o.param.empty() && !named)
     throw UsageError("--check takes --param NAME or --checkpoint: a gate dump's chunks have per-token gates, and the "
                      "emulation holds them constant");
+  if (o.check && named == Parametrization::kGdn)
+    throw UsageError("--check: GDN's mu = 0 has no log, and the reordered MDN algorithm that --check emulates needs it");
   if (o.check && (o.dk < 1 || o.dk > 4096 || o.dv < 1 || o.dv > 4096))
     throw UsageError(fmt::format("--dk {} and --dv {} must be in [1, 4096]", o.dk, o.dv));
   if (o.check && o.steps > (1 << 24)) throw UsageError(fmt::format("--steps {} must be <= 2^24", o.steps));
@@ -222,26 +227,32 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
         value_or_throw(analyze_chunk_safety(ck, co.param, so, o.chunk, prec, ro, o.check ? &inputs : nullptr));
     long gates = 0, unsafe = 0, overflow = 0;
     int largest = kMaxChunk, largest_checked = kMaxChunk;
+    long judged = 0, left_out = 0;  // over the heads, with --check
     for (const HeadChunkSafety& h : heads) {
       gates += h.safety.gates, unsafe += h.safety.at.unsafe, overflow += h.safety.at.overflow;
       largest = std::min(largest, h.safety.largest_safe_chunk);
-      if (h.checked) largest_checked = std::min(largest_checked, h.checked->largest);
+      if (h.checked && h.checked->judged) largest_checked = std::min(largest_checked, h.checked->largest);
+      if (h.checked) judged += h.checked->judged, left_out += h.checked->unrepresentable;
     }
-    if (heads.empty()) largest = largest_checked = 0;
+    if (heads.empty()) largest = 0;
+    // A head whose gate sets are all left out has no checked figure ("-", empty, null).
+    auto checked_cell = [](const HeadChunkSafety& h, const char* none) {
+      return h.checked->judged ? std::to_string(h.checked->largest) : std::string(none);
+    };
     if (!o.out.empty()) {
       AtomicFile f;
       ok_or_throw(f.open(o.out));
       std::string buf = "layer,head,A_log,Mu_log,dt_bias,mu_bias,log_factor,samples,fraction_unsafe,fraction_overflow,"
                         "largest_safe_chunk,largest_safe_pow2";
-      buf += o.check ? ",checked_safe_chunk,emulations,left_out\n" : "\n";
+      buf += o.check ? ",checked_safe_chunk,judged,left_out,emulations\n" : "\n";
       for (const HeadChunkSafety& h : heads) {
         buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}", h.layer, h.head, h.params.A_log, h.params.Mu_log,
                            h.params.dt_bias, h.params.mu_bias, h.params.log_factor, h.safety.gates,
                            double(h.safety.at.unsafe) / double(std::max(1L, h.safety.gates)),
                            double(h.safety.at.overflow) / double(std::max(1L, h.safety.gates)),
                            h.safety.largest_safe_chunk, h.safety.largest_safe_pow2);
-        buf += h.checked ? fmt::format(",{},{},{}\n", h.checked->largest, h.checked->emulations,
-                                       h.checked->unrepresentable)
+        buf += h.checked ? fmt::format(",{},{},{},{}\n", checked_cell(h, ""), h.checked->judged,
+                                       h.checked->unrepresentable, h.checked->emulations)
                          : "\n";
       }
       ok_or_throw(f.write(buf));
@@ -261,7 +272,11 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
                           {"fraction_unsafe", double(unsafe) / std::max(1.0, double(gates))},
                           {"fraction_overflow", double(overflow) / std::max(1.0, double(gates))},
                           {"largest_safe_chunk", largest}, {"heads", hs}, {"seconds", seconds()}};
-      if (o.check) j["checked_largest_safe_chunk"] = largest_checked;
+      if (o.check) {
+        j["checked_largest_safe_chunk"] = judged ? nlohmann::json(largest_checked) : nlohmann::json(nullptr);
+        j["checked_judged"] = judged;
+        j["checked_left_out"] = left_out;
+      }
       print_json(j);
       return 0;
     }
@@ -272,12 +287,14 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     for (const HeadChunkSafety& h : heads)
       fmt::print("  {:>5} {:>4} {:>12} {:>12} {:>10}{}\n", h.layer, h.head, pct(h.safety.at.unsafe, h.safety.gates),
                  pct(h.safety.at.overflow, h.safety.gates), h.safety.largest_safe_chunk,
-                 h.checked ? fmt::format(" {:>10}", h.checked->largest) : "");
+                 h.checked ? fmt::format(" {:>10}", checked_cell(h, "-")) : "");
     fmt::print("  all heads: {} of gates unsafe at C = {}; largest safe C for every head: {} by the rule{}\n",
                pct(unsafe, gates), o.chunk, largest,
-               o.check ? fmt::format(", {} checked by emulation (DK = {}, DV = {}, T = {})", largest_checked, o.dk,
-                                     o.dv, o.steps)
-                       : "");
+               !o.check ? std::string()
+               : judged ? fmt::format(", {} checked by emulation (DK = {}, DV = {}, T = {}; {} gate sets left out: "
+                                      "broken even at C = 1)",
+                                      largest_checked, o.dk, o.dv, o.steps, left_out)
+                        : std::string(", none judged by emulation: every gate set is broken even at C = 1"));
     fmt::print("  time: {:.3f} s\n", seconds());
     return 0;
   }
@@ -388,11 +405,11 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
              o.model, num(c.min_log_mu), so.samples, o.range, head);
   fmt::print(" all samples:\n");
   print_counts(all, "gates", prec);
-  if (checked_all) print_checked(*checked_all, inputs);
+  if (checked_all) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_all, inputs));
   if (!initial.empty() && initial.size() != gates.size()) {
     fmt::print(" samples from the initialization ranges only:\n");
     print_counts(init, "gates", prec);
-    if (checked_init) print_checked(*checked_init, inputs);
+    if (checked_init) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_init, inputs));
   }
   if (all.worst >= 0)
     fmt::print("  worst gate at C = {}: {} (Lambda = {}, largest exponent {})\n", o.chunk,

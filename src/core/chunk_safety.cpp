@@ -198,6 +198,7 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
   // Left out: broken by emulation at C = 1 where the rule calls them unsafe at the figure
   // (at the visit's larger bound the rule may have called unsafe what it calls safe here).
   for (size_t i : left) r.unrepresentable += !chunk_safe(gates[i], std::max(r.largest, 1), p, o);
+  r.judged = long(gates.size()) - r.unrepresentable;
   return r;
 }
 

@@ -92,6 +92,7 @@ struct CheckedSafeChunk {
   int largest = 0;             // as largest_safe_chunk, over the gate sets not left out
   long emulations = 0;         // measure_chunk_error calls made
   long unrepresentable = 0;    // left out: broken by emulation even at C = 1 (see below)
+  long judged = 0;             // the gate sets the figure covers (none: it is c_max, vacuously)
 };
 // The largest C in [1, c_max] at which every gate set is safe by the rule or, where the
 // rule says unsafe, measured safe on `in` (finite, error <= o.tol against a finite fp64

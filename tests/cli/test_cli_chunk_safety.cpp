@@ -250,9 +250,12 @@ TEST(CliChunkSafetyParam, CheckByEmulation) {
   EXPECT_GE(c["largest_safe_chunk"].get<int>(), rule);
   EXPECT_GE(c["emulations"].get<long>(), 1);
   EXPECT_GE(c["left_out"].get<long>(), 0);
+  EXPECT_EQ(c["judged"].get<long>() + c["left_out"].get<long>(), j["all"]["gates"].get<long>());
   // --range wide has no sample from the initialization box: nothing to emulate there.
   EXPECT_EQ(j["initial"]["gates"], 0);
   EXPECT_EQ(j["initial"]["checked"]["emulations"], 0);
+  EXPECT_EQ(j["initial"]["checked"]["judged"], 0);
+  EXPECT_TRUE(j["initial"]["checked"]["largest_safe_chunk"].is_null());  // no gate set: no figure
   // Without --check there is no checked figure.
   auto r = run_cli("--format json chunk-safety --param mdn --samples 300");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -260,7 +263,8 @@ TEST(CliChunkSafetyParam, CheckByEmulation) {
   r = run_cli(args.substr(1));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("by the rule"), std::string::npos);
-  EXPECT_NE(r.out.find("checked by emulation:   " + std::to_string(c["largest_safe_chunk"].get<int>()) + " ("),
+  EXPECT_NE(r.out.find("checked by emulation:   " + std::to_string(c["largest_safe_chunk"].get<int>()) + " for the " +
+                       std::to_string(c["judged"].get<long>()) + " gate sets not left out"),
             std::string::npos)
       << r.out;
 }
@@ -284,10 +288,10 @@ TEST(CliChunkSafetyParam, CheckpointCheckedPerHead) {
   EXPECT_EQ(j["checked_largest_safe_chunk"].get<int>(), least);
   const std::string csv = slurp(out);
   EXPECT_EQ(count_lines(csv), 1 + 2);
-  EXPECT_NE(csv.find(",checked_safe_chunk,emulations,left_out\n"), std::string::npos);
+  EXPECT_NE(csv.find(",checked_safe_chunk,judged,left_out,emulations\n"), std::string::npos);
   r = run_cli("chunk-safety --checkpoint " + st.string() + " --samples 100 --check --dk 8 --dv 8 --steps 128");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("checked by emulation (DK = 8, DV = 8, T = 128)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("checked by emulation (DK = 8, DV = 8, T = 128;"), std::string::npos) << r.out;
 }
 
 TEST(CliChunkSafetyParam, BadInput) {
@@ -303,6 +307,7 @@ TEST(CliChunkSafetyParam, BadInput) {
   expect_bad("chunk-safety --param mdn --check --dk 0" + out, "--dk 0");
   expect_bad("chunk-safety --param mdn --check --dv 5000" + out, "--dv 5000");
   expect_bad("chunk-safety --axis log_alpha=-1:0:3 --check" + out, "--check");
+  expect_bad("chunk-safety --param gdn --check" + out, "GDN");
   {
     const auto csv = d / "gates.csv";
     std::ofstream(csv) << "log_alpha,beta,log_mu,eta\n-1,0.1,-1,1\n";
