@@ -178,7 +178,7 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
         ++r.emulations;
         if (pass[k] & 1) continue;
         ++r.emulations;
-        if (!(pass[k] & 2)) {  // beyond p's range at any C: hi stands
+        if (!(pass[k] & 2)) {  // broken even at C = 1, which no chunk size mends: hi stands
           left.push_back(cand[k]);
           continue;
         }
