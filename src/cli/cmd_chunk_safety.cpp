@@ -198,7 +198,8 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     throw UsageError("--check takes --param NAME or --checkpoint: a gate dump's chunks have per-token gates, and the "
                      "emulation holds them constant");
   if (o.check && named == Parametrization::kGdn)
-    throw UsageError("--check: GDN's mu = 0 has no log, and the reordered MDN algorithm that --check emulates needs it");
+    throw UsageError(
+        "--check: GDN's mu = 0 has no log, and the reordered MDN algorithm that --check emulates needs it");
   if (o.check && (o.dk < 1 || o.dk > 4096 || o.dv < 1 || o.dv > 4096))
     throw UsageError(fmt::format("--dk {} and --dv {} must be in [1, 4096]", o.dk, o.dv));
   if (o.check && o.steps > (1 << 24)) throw UsageError(fmt::format("--steps {} must be <= 2^24", o.steps));
@@ -551,7 +552,8 @@ void setup_chunk_safety(App& app) {
       ->capture_default_str();
   sub->add_option("--dk", o->dk, "key dimension")->capture_default_str();
   sub->add_option("--dv", o->dv, "value dimension")->capture_default_str();
-  sub->add_option("--steps", o->steps, "sequence length T (with --param: the length the rule assumes)")
+  sub->add_option("--steps", o->steps,
+                  "sequence length T (with --param: the length the rule assumes and --check emulates)")
       ->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of the random q, k, v (or of the samples)")->capture_default_str();
   sub->add_option("--tolerance", o->tol, "relative error above which a point is broken")->capture_default_str();
