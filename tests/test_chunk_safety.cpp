@@ -251,23 +251,25 @@ TEST(ChunkSets, CountsLargestChunkAndWorstGate) {
   EXPECT_GT(2 * s.largest_safe_pow2, s.largest_safe_chunk);
 }
 
+// Measured safe in fp32 at C on `in`: finite, against a finite reference, within the tolerance.
+bool emulated_safe(const Gates& g, const ChunkInputs& in, int C) {
+  const ChunkError e = measure_chunk_error(g, in, C, Precision::kFp32);
+  return e.finite && e.reference_finite && e.rel_rms <= kChunkTolerance;
+}
+
 // The checked figure by its definition, scanning every C upward (no bisection): per gate
 // set, the last C before the first at which neither the rule nor the emulation calls it
 // safe; left out where that C is within the cap and the emulation breaks it at C = 1
-// (the function's count can be lower: it asks only a gate set below its running bound).
+// (the function counts at most these: only those the rule calls unsafe at the figure).
 int checked_by_scan(std::span<const Gates> gates, const ChunkInputs& in, int c_max, long& left_out) {
   const Precision p = Precision::kFp32;
   const ChunkRuleOptions o;
-  auto measured = [&](const Gates& g, int C) {
-    const ChunkError e = measure_chunk_error(g, in, C, p);
-    return e.finite && e.reference_finite && e.rel_rms <= o.tol;
-  };
   int all = c_max;
   left_out = 0;
   for (const Gates& g : gates) {
     int c = 0;
-    while (c < c_max && (chunk_safe(g, c + 1, p, o) || measured(g, c + 1))) ++c;
-    if (c < c_max && !measured(g, 1)) {
+    while (c < c_max && (chunk_safe(g, c + 1, p, o) || emulated_safe(g, in, c + 1))) ++c;
+    if (c < c_max && !emulated_safe(g, in, 1)) {
       ++left_out;
       continue;
     }
@@ -335,10 +337,7 @@ TEST(ChunkSets, CheckedLargestChunkDoesNotDependOnTheThreads) {
   ASSERT_LT(by_scan, kCap);
   // Left out by definition: broken by emulation at C = 1, and unsafe by the rule at the figure.
   long unrepresentable = 0;
-  for (const Gates& g : list) {
-    const ChunkError e = measure_chunk_error(g, in, 1, p);
-    unrepresentable += !chunk_safe(g, by_scan, p, o) && !(e.finite && e.reference_finite && e.rel_rms <= o.tol);
-  }
+  for (const Gates& g : list) unrepresentable += !chunk_safe(g, by_scan, p, o) && !emulated_safe(g, in, 1);
   EXPECT_EQ(unrepresentable, 4);
   long emulations = -1;
   for (int threads : {1, 2, 3}) {

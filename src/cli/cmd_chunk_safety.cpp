@@ -200,9 +200,7 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
   if (o.check && named == Parametrization::kGdn)
     throw UsageError(
         "--check: GDN's mu = 0 has no log, and the reordered MDN algorithm that --check emulates needs it");
-  if (o.check && (o.dk < 1 || o.dk > 4096 || o.dv < 1 || o.dv > 4096))
-    throw UsageError(fmt::format("--dk {} and --dv {} must be in [1, 4096]", o.dk, o.dv));
-  if (o.check && o.steps > (1 << 24)) throw UsageError(fmt::format("--steps {} must be <= 2^24", o.steps));
+  if (o.check) ok_or_throw(check_chunk_inputs(o.dk, o.dv, o.steps));
   if (!o.out.empty()) ok_or_throw(check_writable(o.out));
   const ChunkRuleOptions ro = rule_options(o);
   // The random q, k, v on which --check emulates (as the grid mode's).

@@ -373,14 +373,19 @@ double estimate_seconds(const ChunkMapSpec& spec, int threads) {
   return points * per_point / std::max(threads, 1);
 }
 
+Status check_chunk_inputs(int dk, int dv, long steps) {
+  auto bad = [](std::string m) { return error(Code::kInvalidArgument, std::move(m)); };
+  if (dk < 1 || dk > kMaxDim) return bad(fmt::format("--dk {} must be in [1, {}]", dk, kMaxDim));
+  if (dv < 1 || dv > kMaxDim) return bad(fmt::format("--dv {} must be in [1, {}]", dv, kMaxDim));
+  if (steps < 1 || steps > kMaxSteps) return bad(fmt::format("--steps {} must be in [1, {}]", steps, kMaxSteps));
+  return Status::ok();
+}
+
 Status check(const ChunkMapSpec& spec) {
   auto r = resolve_slots(spec);
   if (!r.is_ok()) return r.status;
   auto bad = [](std::string m) { return error(Code::kInvalidArgument, std::move(m)); };
-  if (spec.dk < 1 || spec.dk > kMaxDim) return bad(fmt::format("--dk = {} must be in [1, {}]", spec.dk, kMaxDim));
-  if (spec.dv < 1 || spec.dv > kMaxDim) return bad(fmt::format("--dv = {} must be in [1, {}]", spec.dv, kMaxDim));
-  if (spec.steps < 1 || spec.steps > kMaxSteps)
-    return bad(fmt::format("--steps = {} must be in [1, {}]", spec.steps, kMaxSteps));
+  if (Status s = check_chunk_inputs(spec.dk, spec.dv, spec.steps); !s.is_ok()) return s;
   if (spec.chunk < 1) return bad(fmt::format("chunk size C = {} must be >= 1", spec.chunk));
   if (spec.chunk > spec.steps)
     return bad(fmt::format("chunk size C = {} is larger than the sequence (--steps {})", spec.chunk, spec.steps));

@@ -86,6 +86,9 @@ struct ChunkInputs {
   std::vector<double> q, k, v;
 };
 ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed);
+// Sizes a measurement takes: dk and dv in [1, 4096], steps in [1, 2^24]; else one line
+// naming the option.
+Status check_chunk_inputs(int dk, int dv, long steps);
 
 // largest_safe_chunk() with the rule's "unsafe" verdicts checked by emulation.
 struct CheckedSafeChunk {
