@@ -317,7 +317,50 @@ TEST(ChunkSets, CheckedLargestChunkIsTheRuleCheckedByEmulation) {
     EXPECT_EQ(c.largest, checked_by_scan(all, in, kCap, left));
     EXPECT_EQ(c.unrepresentable, 1);
     EXPECT_EQ(left, 1);
+    EXPECT_EQ(c.underflow, 1);  // tiny
+    EXPECT_EQ(c.overflow, 0);
   }
+}
+
+TEST(ChunkSets, CheckedLargestChunkSaysWhyGateSetsAreLeftOut) {
+  const ChunkInputs in = random_chunk_inputs(16, 16, 2048, 3);
+  const ChunkRuleOptions o;
+  constexpr int kCap = 24;
+  // alpha = 1, mu = 1/e, beta eta = 2: the state grows with the keys' turns (~1e15 in 512
+  // tokens on these inputs), past fp32's largest value in 2048 while fp64 holds it; the
+  // rule calls it unsafe from C = 14 (alpha > mu).
+  const Gates grow = gl(0, -1, 1, 2);
+  const Gates tiny = gl(-24878.2, -4.7e-26, 3.42052e-40, 1.09048e-14);
+  // Error ~0.3 at C = 1 in bf16 (its rounding, ~4e-3 per operation, compounds over the
+  // tokens), ~2e-6 in fp32.
+  const Gates coarse = gl(-0.01, -2, 1, 2);
+  auto at_one = [&](const Gates& g, Precision p) { return measure_chunk_error(g, in, 1, p); };
+  const ChunkError e_grow = at_one(grow, Precision::kFp32), e_tiny = at_one(tiny, Precision::kFp32);
+  EXPECT_TRUE(e_grow.reference_finite);
+  EXPECT_FALSE(e_grow.finite);
+  EXPECT_TRUE(e_tiny.finite);
+  EXPECT_LT(e_tiny.reference_max_abs, FLT_MIN);
+  EXPECT_LT(at_one(coarse, Precision::kFp32).rel_rms, 1e-4);
+  const ChunkError e_coarse = at_one(coarse, Precision::kBf16);
+  EXPECT_TRUE(e_coarse.finite);
+  EXPECT_GT(e_coarse.rel_rms, 0.1);
+  EXPECT_GT(e_coarse.reference_max_abs, 1.0);
+  // Counted where the rule calls them unsafe at the figure: coarse would lower it below
+  // grow's 13 in fp32, so it is only in bf16's list.
+  const Gates fp32_list[] = {gl(-1, -1), grow, tiny};
+  const CheckedSafeChunk c32 = largest_safe_chunk_checked(fp32_list, Precision::kFp32, o, in, kCap);
+  EXPECT_EQ(c32.largest, kCap);
+  EXPECT_EQ(c32.unrepresentable, 2);
+  EXPECT_EQ(c32.overflow, 1);   // grow
+  EXPECT_EQ(c32.underflow, 1);  // tiny
+  EXPECT_EQ(c32.judged, 1);
+  // bf16 keeps fp32's exponent range: grow and tiny for the same causes, coarse for its error.
+  const Gates bf16_list[] = {grow, tiny, coarse};
+  const CheckedSafeChunk c16 = largest_safe_chunk_checked(bf16_list, Precision::kBf16, o, in, kCap);
+  EXPECT_EQ(c16.judged, 0);
+  EXPECT_EQ(c16.unrepresentable, 3);
+  EXPECT_EQ(c16.overflow, 1);
+  EXPECT_EQ(c16.underflow, 1);
 }
 
 TEST(ChunkSets, CheckedLargestChunkDoesNotDependOnTheThreads) {

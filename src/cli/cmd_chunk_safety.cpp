@@ -125,19 +125,35 @@ nlohmann::json checked_json(const CheckedSafeChunk& c, const ChunkInputs& in) {
   return {{"largest_safe_chunk", c.judged ? nlohmann::json(c.largest) : nlohmann::json(nullptr)},
           {"judged", c.judged},
           {"left_out", c.unrepresentable},
+          {"left_out_overflow", c.overflow},
+          {"left_out_underflow", c.underflow},
           {"emulations", c.emulations},
           {"dk", in.dk},
           {"dv", in.dv},
           {"steps", in.steps}};
 }
 
-std::string checked_text(const CheckedSafeChunk& c, const ChunkInputs& in) {
+// Why the left-out gate sets are broken even at C = 1.
+std::string left_out_causes(long overflow, long underflow, long erred, Precision p) {
+  std::string why;
+  if (overflow) why += fmt::format(", {} with outputs above {}'s range", overflow, to_string(p));
+  if (underflow) why += fmt::format(", {} with outputs below {}'s smallest normal value", underflow, to_string(p));
+  if (erred) why += fmt::format(", {} with {}'s arithmetic off by more than the tolerance", erred, to_string(p));
+  return why;
+}
+std::string left_out_causes(const CheckedSafeChunk& c, Precision p) {
+  return left_out_causes(c.overflow, c.underflow, c.unrepresentable - c.overflow - c.underflow, p);
+}
+
+std::string checked_text(const CheckedSafeChunk& c, const ChunkInputs& in, Precision p) {
   const std::string how = fmt::format("{} emulated passes on random q, k, v with DK = {}, DV = {}, T = {}",
                                       c.emulations, in.dk, in.dv, in.steps);
   if (!c.judged)
-    return fmt::format("none judged: all {} gate sets are broken even at C = 1 ({})", c.unrepresentable, how);
-  return fmt::format("{} for the {} gate sets not left out ({} left out: broken even at C = 1); {}", c.largest,
-                     c.judged, c.unrepresentable, how);
+    return fmt::format("none judged: all {} gate sets are broken even at C = 1{} ({})", c.unrepresentable,
+                       left_out_causes(c, p), how);
+  return fmt::format("{} for the {} gate sets not left out ({} left out: broken even at C = 1{}); {}", c.largest,
+                     c.judged, c.unrepresentable, left_out_causes(c, p),
+                     how);
 }
 
 std::string pct(long k, long n) { return fmt::format("{:.3g}%", 100.0 * double(k) / std::max<double>(double(n), 1.0)); }
@@ -226,12 +242,17 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
         value_or_throw(analyze_chunk_safety(ck, co.param, so, o.chunk, prec, ro, o.check ? &inputs : nullptr));
     long gates = 0, unsafe = 0, overflow = 0;
     int largest = kMaxChunk, largest_checked = kMaxChunk;
-    long judged = 0, left_out = 0;  // over the heads, with --check
+    CheckedSafeChunk all_heads;  // over the heads, with --check: judged and the left-out counts
     for (const HeadChunkSafety& h : heads) {
       gates += h.safety.gates, unsafe += h.safety.at.unsafe, overflow += h.safety.at.overflow;
       largest = std::min(largest, h.safety.largest_safe_chunk);
       if (h.checked && h.checked->judged) largest_checked = std::min(largest_checked, h.checked->largest);
-      if (h.checked) judged += h.checked->judged, left_out += h.checked->unrepresentable;
+      if (h.checked) {
+        all_heads.judged += h.checked->judged;
+        all_heads.unrepresentable += h.checked->unrepresentable;
+        all_heads.overflow += h.checked->overflow;
+        all_heads.underflow += h.checked->underflow;
+      }
     }
     if (heads.empty()) largest = 0;
     // A head whose gate sets are all left out has no checked figure ("-", empty, null).
@@ -243,15 +264,16 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
       ok_or_throw(f.open(o.out));
       std::string buf = "layer,head,A_log,Mu_log,dt_bias,mu_bias,log_factor,samples,fraction_unsafe,fraction_overflow,"
                         "largest_safe_chunk,largest_safe_pow2";
-      buf += o.check ? ",checked_safe_chunk,judged,left_out,emulations\n" : "\n";
+      buf += o.check ? ",checked_safe_chunk,judged,left_out,left_out_overflow,left_out_underflow,emulations\n" : "\n";
       for (const HeadChunkSafety& h : heads) {
         buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}", h.layer, h.head, h.params.A_log, h.params.Mu_log,
                            h.params.dt_bias, h.params.mu_bias, h.params.log_factor, h.safety.gates,
                            double(h.safety.at.unsafe) / double(std::max(1L, h.safety.gates)),
                            double(h.safety.at.overflow) / double(std::max(1L, h.safety.gates)),
                            h.safety.largest_safe_chunk, h.safety.largest_safe_pow2);
-        buf += h.checked ? fmt::format(",{},{},{},{}\n", checked_cell(h, ""), h.checked->judged,
-                                       h.checked->unrepresentable, h.checked->emulations)
+        buf += h.checked ? fmt::format(",{},{},{},{},{},{}\n", checked_cell(h, ""), h.checked->judged,
+                                       h.checked->unrepresentable, h.checked->overflow, h.checked->underflow,
+                                       h.checked->emulations)
                          : "\n";
       }
       ok_or_throw(f.write(buf));
@@ -272,9 +294,12 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
                           {"fraction_overflow", double(overflow) / std::max(1.0, double(gates))},
                           {"largest_safe_chunk", largest}, {"heads", hs}, {"seconds", seconds()}};
       if (o.check) {
-        j["checked_largest_safe_chunk"] = judged ? nlohmann::json(largest_checked) : nlohmann::json(nullptr);
-        j["checked_judged"] = judged;
-        j["checked_left_out"] = left_out;
+        j["checked_largest_safe_chunk"] =
+            all_heads.judged ? nlohmann::json(largest_checked) : nlohmann::json(nullptr);
+        j["checked_judged"] = all_heads.judged;
+        j["checked_left_out"] = all_heads.unrepresentable;
+        j["checked_left_out_overflow"] = all_heads.overflow;
+        j["checked_left_out_underflow"] = all_heads.underflow;
       }
       print_json(j);
       return 0;
@@ -290,10 +315,13 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     fmt::print("  all heads: {} of gates unsafe at C = {}; largest safe C for every head: {} by the rule{}\n",
                pct(unsafe, gates), o.chunk, largest,
                !o.check ? std::string()
-               : judged ? fmt::format(", {} checked by emulation (DK = {}, DV = {}, T = {}; {} gate sets left out: "
-                                      "broken even at C = 1)",
-                                      largest_checked, o.dk, o.dv, o.steps, left_out)
-                        : std::string(", none judged by emulation: every gate set is broken even at C = 1"));
+               : all_heads.judged
+                   ? fmt::format(", {} checked by emulation (DK = {}, DV = {}, T = {}; {} gate sets left out: "
+                                 "broken even at C = 1{})",
+                                 largest_checked, o.dk, o.dv, o.steps, all_heads.unrepresentable,
+                                 left_out_causes(all_heads, prec))
+                   : fmt::format(", none judged by emulation: every gate set is broken even at C = 1{}",
+                                 left_out_causes(all_heads, prec)));
     fmt::print("  time: {:.3f} s\n", seconds());
     return 0;
   }
@@ -404,11 +432,11 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
              o.model, num(c.min_log_mu), so.samples, o.range, head);
   fmt::print(" all samples:\n");
   print_counts(all, "gates", prec);
-  if (checked_all) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_all, inputs));
+  if (checked_all) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_all, inputs, prec));
   if (!initial.empty() && initial.size() != gates.size()) {
     fmt::print(" samples from the initialization ranges only:\n");
     print_counts(init, "gates", prec);
-    if (checked_init) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_init, inputs));
+    if (checked_init) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_init, inputs, prec));
   }
   if (all.worst >= 0)
     fmt::print("  worst gate at C = {}: {} (Lambda = {}, largest exponent {})\n", o.chunk,

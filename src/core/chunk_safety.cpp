@@ -140,16 +140,15 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
                                             const ChunkInputs& in, int c_max, int threads) {
   CheckedSafeChunk r;
   const int nt = threads > 0 ? threads : omp_get_num_procs();
-  auto measured_safe = [&](const Gates& g, int C) {
-    const ChunkError e = measure_chunk_error(g, in, C, p, o.beta_eps);
-    return e.reference_finite && !e.broken(o.tol);
-  };
+  auto judge = [&](const ChunkError& e) { return e.reference_finite && !e.broken(o.tol); };
+  auto measured_safe = [&](const Gates& g, int C) { return judge(measure_chunk_error(g, in, C, p, o.beta_eps)); };
   auto serial_safe = [&](const Gates& g, int C) {
     if (chunk_safe(g, C, p, o)) return true;
     ++r.emulations;
     return measured_safe(g, C);
   };
-  std::vector<size_t> left;  // left out where visited
+  // Left out where visited, with the cause (pass's bits 4 and 8 below).
+  std::vector<std::pair<size_t, char>> left;
   // A scan from `cap` down: each gate set in order at the running bound hi, safe by the
   // rule or else by emulation; one that fails there is left out if the emulation breaks
   // it at C = 1, else bisected below hi. The emulations at hi, which are most of them,
@@ -167,19 +166,30 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
       cand.clear();
       for (; i < gates.size() && cand.size() < batch; ++i)
         if (!chunk_safe(gates[i], hi, p, o)) cand.push_back(i);
-      // pass: 1 safe at hi; else 2 when safe at C = 1 (the same emulation when hi = 1).
+      // pass: 1 safe at hi; else 2 when safe at C = 1 (the same emulation when hi = 1),
+      // else 4 when that emulation overflowed, 8 when the reference's outputs underflow
+      // p, 0 when p's arithmetic erred.
       pass.assign(cand.size(), 0);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
       for (long k = 0; k < long(cand.size()); ++k) {
         const Gates& g = gates[cand[size_t(k)]];
-        pass[size_t(k)] = measured_safe(g, hi) ? 1 : hi > 1 && measured_safe(g, 1) ? 2 : 0;
+        ChunkError e = measure_chunk_error(g, in, hi, p, o.beta_eps);
+        if (judge(e)) {
+          pass[size_t(k)] = 1;
+          continue;
+        }
+        if (hi > 1) e = measure_chunk_error(g, in, 1, p, o.beta_eps);
+        pass[size_t(k)] = judge(e)                               ? 2
+                          : !(e.finite && e.reference_finite)      ? 4
+                          : e.reference_max_abs < traits(p).min_normal ? 8
+                                                                   : 0;
       }
       for (size_t k = 0; k < cand.size(); ++k) {
         ++r.emulations;
         if (pass[k] & 1) continue;
         ++r.emulations;
         if (!(pass[k] & 2)) {  // broken even at C = 1, which no chunk size mends: hi stands
-          left.push_back(cand[k]);
+          left.emplace_back(cand[k], pass[k]);
           continue;
         }
         hi = bisect_below(gates[cand[k]], hi, serial_safe);
@@ -197,7 +207,12 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
   if (r.largest == kProbe && c_max > kProbe) r.largest = scan(c_max);
   // Left out: broken by emulation at C = 1 where the rule calls them unsafe at the figure
   // (at the visit's larger bound the rule may have called unsafe what it calls safe here).
-  for (size_t i : left) r.unrepresentable += !chunk_safe(gates[i], std::max(r.largest, 1), p, o);
+  for (const auto& [i, cause] : left)
+    if (!chunk_safe(gates[i], std::max(r.largest, 1), p, o)) {
+      ++r.unrepresentable;
+      r.overflow += cause == 4;
+      r.underflow += cause == 8;
+    }
   r.judged = long(gates.size()) - r.unrepresentable;
   return r;
 }
@@ -239,7 +254,10 @@ ChunkError measure_chunk_error(const Gates& g, const ChunkInputs& in, int C, Pre
   (void)chunk_ref(p, a, c);
   e.reference_finite = ref_finite;
   e.rel_rms = rms_rel(o, o_ref, &e.finite);
-  for (size_t i = 0; i < o.size(); ++i) e.max_abs = std::max(e.max_abs, std::fabs(o[i] - o_ref[i]));
+  for (size_t i = 0; i < o.size(); ++i) {
+    e.max_abs = std::max(e.max_abs, std::fabs(o[i] - o_ref[i]));
+    e.reference_max_abs = std::max(e.reference_max_abs, std::fabs(o_ref[i]));
+  }
   std::vector<double> sm = s, sm_ref = s_ref;
   sm.insert(sm.end(), m.begin(), m.end());
   sm_ref.insert(sm_ref.end(), m_ref.begin(), m_ref.end());

@@ -30,13 +30,13 @@ PrecisionTraits traits(Precision p) {
   const double u64 = DBL_EPSILON / 2, u32 = FLT_EPSILON / 2;
   const double lmax64 = std::log(DBL_MAX), lmax32 = std::log(double(FLT_MAX));
   switch (p) {
-    case Precision::kFp64: return {u64, u64, lmax64};
-    case Precision::kFp32: return {u32, u32, lmax32};
-    case Precision::kTf32: return {u32, kTf32UnitRoundoff, lmax32};
+    case Precision::kFp64: return {u64, u64, lmax64, DBL_MIN};
+    case Precision::kFp32: return {u32, u32, lmax32, FLT_MIN};
+    case Precision::kTf32: return {u32, kTf32UnitRoundoff, lmax32, FLT_MIN};
     // bf16 keeps fp32's exponent range (its largest value is 3.39e38).
-    case Precision::kBf16: return {kBf16UnitRoundoff, kBf16UnitRoundoff, std::log(3.3895313892515355e38)};
+    case Precision::kBf16: return {kBf16UnitRoundoff, kBf16UnitRoundoff, std::log(3.3895313892515355e38), FLT_MIN};
   }
-  return {u64, u64, lmax64};
+  return {u64, u64, lmax64, DBL_MIN};
 }
 
 }  // namespace mdnstab

@@ -5,6 +5,8 @@
 // Tested in tests/test_report_models.cpp and tests/report/check_numbers.py.
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -252,13 +254,29 @@ Status section_chunk_safety(Context& c, Shared&) {
             "largest safe chunk size is {}",
             chk.emulations,
             c.state(key + ".checked_safe_chunk", chk.largest, largest_text(chk.largest)));
-        if (chk.unrepresentable)
-          sent += fmt::format(" ({} sample{} left out: the emulation breaks {} even at C = 1, {} outputs beyond "
-                              "{}'s range)",
+        if (chk.unrepresentable) {
+          // Why no chunk size mends them: outputs out of range, or the precision's arithmetic.
+          const long erred = chk.unrepresentable - chk.overflow - chk.underflow;
+          std::vector<std::string> why;
+          if (chk.overflow)
+            why.push_back(fmt::format("{} with outputs above {}'s range",
+                                      c.state(key + ".checked_left_out_overflow", double(chk.overflow),
+                                              fmt::format("{}", chk.overflow)),
+                                      prec));
+          if (chk.underflow)
+            why.push_back(fmt::format("{} with outputs below {}'s smallest normal value",
+                                      c.state(key + ".checked_left_out_underflow", double(chk.underflow),
+                                              fmt::format("{}", chk.underflow)),
+                                      prec));
+          if (erred)
+            why.push_back(fmt::format("{} with {}'s arithmetic off by more than the tolerance {}", erred, prec,
+                                      fmt_num(cs.tolerance, 3)));
+          sent += fmt::format(" ({} sample{} left out: the emulation breaks {} even at C = 1, {})",
                               c.state(key + ".checked_left_out", double(chk.unrepresentable),
                                       fmt::format("{}", chk.unrepresentable)),
                               chk.unrepresentable == 1 ? "" : "s", chk.unrepresentable == 1 ? "it" : "them",
-                              chk.unrepresentable == 1 ? "its" : "their", prec);
+                              fmt::join(why, ", "));
+        }
         if (r.worst >= 0)
           sent += fmt::format("; the worst sample ({}) has Λ = {}", gates_text(per_cfg[ci][size_t(r.worst)]),
                               fmt_num(r.worst_risk.log_cancellation, 4));

@@ -95,12 +95,16 @@ struct CheckedSafeChunk {
   int largest = 0;             // as largest_safe_chunk, over the gate sets not left out
   long emulations = 0;         // measure_chunk_error calls made
   long unrepresentable = 0;    // left out: broken by emulation even at C = 1 (see below)
+  // Of those, why no chunk size mends them (the rest: p's arithmetic errs above o.tol):
+  long overflow = 0;   // the emulated output or the fp64 reference is not finite
+  long underflow = 0;  // every reference output lies below p's smallest normal value
   long judged = 0;             // the gate sets the figure covers (none: it is c_max, vacuously)
 };
 // The largest C in [1, c_max] at which every gate set is safe by the rule or, where the
 // rule says unsafe, measured safe on `in` (finite, error <= o.tol against a finite fp64
-// reference). A gate set the emulation breaks even at C = 1 (its outputs lie beyond p's
-// range, which no chunk size mends) is left out and counted. The rule is conservative
+// reference). A gate set the emulation breaks even at C = 1 (no chunk size mends it: its
+// outputs lie beyond p's range, above or below, or p's arithmetic errs above o.tol
+// however short the chunks) is left out and counted, by cause. The rule is conservative
 // where |log alpha| reaches 10^4 (its u sigma term is then 10 to 100 x the measured
 // error), so that one such gate set would otherwise decide the figure for all.
 // The count is of those the rule calls unsafe at the figure. Emulates only where the
@@ -116,6 +120,7 @@ struct ChunkError {
   double state_rel = 0;  // the same relative error of the final S and M together
   bool finite = true;    // the emulated output and states are finite
   bool reference_finite = true;
+  double reference_max_abs = 0;  // max |o_ref|
   // Broken at tolerance tol: not finite, or the error above tol (judged only where the
   // reference is finite).
   bool broken(double tol) const { return !finite || rel_rms > tol; }

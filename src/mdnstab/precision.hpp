@@ -23,6 +23,7 @@ struct PrecisionTraits {
   double unit_roundoff;          // of elementwise arithmetic (exp, log, sums of gates)
   double product_unit_roundoff;  // of matrix-product operands
   double log_max;                // log of the largest finite value: exp(x) overflows past it
+  double min_normal;             // the smallest positive normal value (below: subnormals, then 0)
 };
 PrecisionTraits traits(Precision p);
 

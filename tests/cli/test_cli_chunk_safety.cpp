@@ -251,6 +251,12 @@ TEST(CliChunkSafetyParam, CheckByEmulation) {
   EXPECT_GE(c["emulations"].get<long>(), 1);
   EXPECT_GE(c["left_out"].get<long>(), 0);
   EXPECT_EQ(c["judged"].get<long>() + c["left_out"].get<long>(), j["all"]["gates"].get<long>());
+  // The wide box's left-out samples (beta ~ 1e-38, eta ~ 1e-17) have outputs ~1e-55: below
+  // fp32's range, not above it.
+  const long left = c["left_out"].get<long>(), under = c["left_out_underflow"].get<long>();
+  EXPECT_GE(under, 1);
+  EXPECT_EQ(c["left_out_overflow"], 0);
+  EXPECT_LE(under, left);
   // --range wide has no sample from the initialization box: nothing to emulate there.
   EXPECT_EQ(j["initial"]["gates"], 0);
   EXPECT_EQ(j["initial"]["checked"]["emulations"], 0);
@@ -264,7 +270,9 @@ TEST(CliChunkSafetyParam, CheckByEmulation) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("by the rule"), std::string::npos);
   EXPECT_NE(r.out.find("checked by emulation:   " + std::to_string(c["largest_safe_chunk"].get<int>()) + " for the " +
-                       std::to_string(c["judged"].get<long>()) + " gate sets not left out"),
+                       std::to_string(c["judged"].get<long>()) + " gate sets not left out (" + std::to_string(left) +
+                       " left out: broken even at C = 1, " + std::to_string(under) +
+                       " with outputs below fp32's smallest normal value"),
             std::string::npos)
       << r.out;
 }
@@ -288,7 +296,14 @@ TEST(CliChunkSafetyParam, CheckpointCheckedPerHead) {
   EXPECT_EQ(j["checked_largest_safe_chunk"].get<int>(), least);
   const std::string csv = slurp(out);
   EXPECT_EQ(count_lines(csv), 1 + 2);
-  EXPECT_NE(csv.find(",checked_safe_chunk,judged,left_out,emulations\n"), std::string::npos);
+  EXPECT_NE(csv.find(",checked_safe_chunk,judged,left_out,left_out_overflow,left_out_underflow,emulations\n"),
+            std::string::npos);
+  // The totals over the heads: each count the sum of the heads' own.
+  for (const char* k : {"left_out", "left_out_overflow", "left_out_underflow"}) {
+    long sum = 0;
+    for (const json& h : j["heads"]) sum += h["checked"][k].get<long>();
+    EXPECT_EQ(j[std::string("checked_") + k].get<long>(), sum) << k;
+  }
   r = run_cli("chunk-safety --checkpoint " + st.string() + " --samples 100 --check --dk 8 --dv 8 --steps 128");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("checked by emulation (DK = 8, DV = 8, T = 128;"), std::string::npos) << r.out;
