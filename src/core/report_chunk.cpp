@@ -256,26 +256,26 @@ Status section_chunk_safety(Context& c, Shared&) {
             c.state(key + ".checked_safe_chunk", chk.largest, largest_text(chk.largest)));
         if (chk.unrepresentable) {
           // Why no chunk size mends them: outputs out of range, or the precision's arithmetic.
-          const long erred = chk.unrepresentable - chk.overflow - chk.underflow;
+          // One cause for all reads "all with ...", several give their counts.
+          const long left = chk.unrepresentable, erred = left - chk.overflow - chk.underflow;
+          const int causes = (chk.overflow > 0) + (chk.underflow > 0) + (erred > 0);
+          auto count = [&](const std::string& k, long cnt) {  // the count and a space, or nothing for one sample
+            const std::string said = c.state(key + k, double(cnt), causes > 1 ? fmt::format("{}", cnt) : left == 1 ? "" : "all");
+            return said.empty() ? said : said + " ";
+          };
           std::vector<std::string> why;
           if (chk.overflow)
-            why.push_back(fmt::format("{} with outputs above {}'s range",
-                                      c.state(key + ".checked_left_out_overflow", double(chk.overflow),
-                                              fmt::format("{}", chk.overflow)),
-                                      prec));
+            why.push_back(fmt::format("{}with outputs above {}'s range", count(".checked_left_out_overflow",
+                                                                              chk.overflow), prec));
           if (chk.underflow)
-            why.push_back(fmt::format("{} with outputs below {}'s smallest normal value",
-                                      c.state(key + ".checked_left_out_underflow", double(chk.underflow),
-                                              fmt::format("{}", chk.underflow)),
-                                      prec));
+            why.push_back(fmt::format("{}with outputs below {}'s smallest normal value",
+                                      count(".checked_left_out_underflow", chk.underflow), prec));
           if (erred)
-            why.push_back(fmt::format("{} with {}'s arithmetic off by more than the tolerance {}", erred, prec,
-                                      fmt_num(cs.tolerance, 3)));
+            why.push_back(fmt::format("{}with {}'s arithmetic off by more than the tolerance {}",
+                                      count(".checked_left_out_erred", erred), prec, fmt_num(cs.tolerance, 3)));
           sent += fmt::format(" ({} sample{} left out: the emulation breaks {} even at C = 1, {})",
-                              c.state(key + ".checked_left_out", double(chk.unrepresentable),
-                                      fmt::format("{}", chk.unrepresentable)),
-                              chk.unrepresentable == 1 ? "" : "s", chk.unrepresentable == 1 ? "it" : "them",
-                              fmt::join(why, ", "));
+                              c.state(key + ".checked_left_out", double(left), fmt::format("{}", left)), left == 1 ? "" : "s",
+                              left == 1 ? "it" : "them", fmt::join(why, ", "));
         }
         if (r.worst >= 0)
           sent += fmt::format("; the worst sample ({}) has Λ = {}", gates_text(per_cfg[ci][size_t(r.worst)]),
