@@ -259,9 +259,9 @@ Status section_chunk_safety(Context& c, Shared&) {
           // One cause for all reads "all with ...", several give their counts.
           const long left = chk.unrepresentable, erred = left - chk.overflow - chk.underflow;
           const int causes = (chk.overflow > 0) + (chk.underflow > 0) + (erred > 0);
-          auto count = [&](const std::string& k, long cnt) {  // the count and a space, or nothing for one sample
-            const std::string said = c.state(key + k, double(cnt), causes > 1 ? fmt::format("{}", cnt) : left == 1 ? "" : "all");
-            return said.empty() ? said : said + " ";
+          auto count = [&](const std::string& k, long cnt) -> std::string {  // with a space after it
+            if (causes > 1) return c.state(key + k, double(cnt), fmt::format("{}", cnt)) + " ";
+            return left == 1 ? "" : "all ";  // = checked_left_out, stated below
           };
           std::vector<std::string> why;
           if (chk.overflow)
