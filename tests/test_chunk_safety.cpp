@@ -471,5 +471,47 @@ TEST(ChunkSets, CheckpointHeads) {
   for (const HeadChunkSafety& h : r.value) EXPECT_EQ(h.safety.gates, 500);
 }
 
+TEST(ChunkSets, CheckpointHeadsDoNotDependOnTheThreads) {
+  // Five heads: heads in parallel on 1 and 2 threads (at least twice as many heads),
+  // each head on all threads on 3.
+  Checkpoint ck;
+  ck.config = reference_config("400M").value;
+  ck.layers = {{initial_head_params(2, 0), initial_head_params(2, 1), initial_head_params(2, 2)},
+               {initial_head_params(2, 3), initial_head_params(2, 4)}};
+  SamplingOptions so;
+  so.samples = 300;
+  ChunkRuleOptions o;
+  const ChunkInputs in = random_chunk_inputs(8, 8, 64, 1);
+  std::vector<HeadChunkSafety> first;
+  for (int threads : {1, 2, 3}) {
+    so.threads = threads;
+    auto r = analyze_chunk_safety(ck, Parametrization::kMdn, so, 64, Precision::kFp32, o, &in);
+    ASSERT_TRUE(r.is_ok()) << r.status.message;
+    ASSERT_EQ(r.value.size(), 5u);
+    EXPECT_EQ(r.value[3].layer, 1);
+    EXPECT_EQ(r.value[3].head, 0);
+    if (first.empty()) first = r.value;
+    for (size_t i = 0; i < 5; ++i) {
+      const HeadChunkSafety &a = r.value[i], &b = first[i];
+      EXPECT_EQ(a.params.A_log, ck.layers[size_t(a.layer)][size_t(a.head)].A_log);
+      EXPECT_EQ(a.safety.at.unsafe, b.safety.at.unsafe) << threads << " " << i;
+      EXPECT_EQ(a.safety.largest_safe_chunk, b.safety.largest_safe_chunk) << threads << " " << i;
+      ASSERT_TRUE(a.checked.has_value());
+      EXPECT_EQ(a.checked->largest, b.checked->largest) << threads << " " << i;
+      EXPECT_EQ(a.checked->emulations, b.checked->emulations) << threads << " " << i;
+      EXPECT_EQ(a.checked->unrepresentable, b.checked->unrepresentable) << threads << " " << i;
+    }
+  }
+  // A head that cannot be sampled: the first one in order is named, whichever thread met it.
+  ck.layers[0][2].dt_bias = NAN;
+  ck.layers[1][1].Mu_log = INFINITY;
+  for (int threads : {1, 2}) {
+    so.threads = threads;
+    auto r = analyze_chunk_safety(ck, Parametrization::kMdn, so, 64, Precision::kFp32, o, &in);
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_EQ(r.status.message.rfind("layer 0 head 2: dt_bias", 0), 0u) << r.status.message;
+  }
+}
+
 }  // namespace
 }  // namespace mdnstab

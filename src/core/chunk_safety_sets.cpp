@@ -140,19 +140,34 @@ Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, 
                                                           const ChunkRuleOptions& o, const ChunkInputs* check) {
   std::vector<HeadChunkSafety> out;
   for (size_t l = 0; l < ck.layers.size(); ++l)
-    for (size_t h = 0; h < ck.layers[l].size(); ++h) {
-      SamplingOptions so = sampling;
-      so.head = ck.layers[l][h];
-      auto samples = sample_reachable_gates(param, ck.config, so);
-      if (!samples.is_ok())
-        return error(samples.status.code,
-                     fmt::format("layer {} head {}: {}", l, h, samples.status.message));
-      std::vector<Gates> g;
-      g.reserve(samples.value.size());
-      for (const SampledGate& s : samples.value) g.push_back(s.mapped.gates);
-      out.push_back({int(l), int(h), ck.layers[l][h], analyze_chunk_safety(g, C, p, o, sampling.threads), {}});
-      if (check) out.back().checked = largest_safe_chunk_checked(g, p, o, *check, kMaxChunk, sampling.threads);
+    for (size_t h = 0; h < ck.layers[l].size(); ++h) out.push_back({int(l), int(h), ck.layers[l][h], {}, {}});
+  // Each head on one thread where there are heads enough to share the cores (a head's
+  // emulations come in small batches that leave cores idle); else each head on all.
+  // Every result is the same on any number of threads either way.
+  const int nt = sampling.threads > 0 ? sampling.threads : omp_get_num_procs();
+  const bool per_head = long(out.size()) >= 2L * nt;
+  const int inner = per_head ? 1 : sampling.threads;
+  std::vector<Status> status(out.size());
+#pragma omp parallel for num_threads(per_head ? nt : 1) schedule(dynamic, 1)
+  for (long i = 0; i < long(out.size()); ++i) {
+    HeadChunkSafety& r = out[size_t(i)];
+    SamplingOptions so = sampling;
+    so.head = r.params;
+    so.threads = inner;
+    auto samples = sample_reachable_gates(param, ck.config, so);
+    if (!samples.is_ok()) {
+      status[size_t(i)] = error(samples.status.code,
+                                fmt::format("layer {} head {}: {}", r.layer, r.head, samples.status.message));
+      continue;
     }
+    std::vector<Gates> g;
+    g.reserve(samples.value.size());
+    for (const SampledGate& s : samples.value) g.push_back(s.mapped.gates);
+    r.safety = analyze_chunk_safety(g, C, p, o, inner);
+    if (check) r.checked = largest_safe_chunk_checked(g, p, o, *check, kMaxChunk, inner);
+  }
+  for (const Status& st : status)  // the first failing head, in order
+    if (!st.is_ok()) return st;
   return out;
 }
 

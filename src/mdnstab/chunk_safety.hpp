@@ -241,7 +241,8 @@ struct HeadChunkSafety {
 // Each head of a checkpoint: its learned parameters fixed, raw inputs sampled
 // (sampling.head is overridden), every sample's gates held constant. With `check`,
 // each head's largest safe chunk is also checked by emulation on those inputs
-// (largest_safe_chunk_checked on sampling.threads).
+// (largest_safe_chunk_checked). Runs on sampling.threads cores (0: all), heads in
+// parallel where there are at least twice as many; results do not depend on it.
 Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, Parametrization param,
                                                           const SamplingOptions& sampling, int C, Precision p,
                                                           const ChunkRuleOptions& o,

@@ -304,6 +304,17 @@ TEST(CliChunkSafetyParam, CheckpointCheckedPerHead) {
     for (const json& h : j["heads"]) sum += h["checked"][k].get<long>();
     EXPECT_EQ(j[std::string("checked_") + k].get<long>(), sum) << k;
   }
+  // Two heads: on one thread each head runs whole (heads in parallel), on two each head's
+  // work is shared: the same figures and counts.
+  for (const char* threads : {"1", "2"}) {
+    auto rt = run_cli("--format json chunk-safety --checkpoint " + st.string() +
+                      " --samples 300 --check --dk 8 --dv 8 --steps 128 --threads " + threads);
+    ASSERT_EQ(rt.code, 0) << rt.err;
+    json jt = json::parse(rt.out), j0 = j;
+    jt.erase("seconds");
+    j0.erase("seconds");
+    EXPECT_EQ(jt, j0) << threads;
+  }
   r = run_cli("chunk-safety --checkpoint " + st.string() + " --samples 100 --check --dk 8 --dv 8 --steps 128");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("checked by emulation (DK = 8, DV = 8, T = 128;"), std::string::npos) << r.out;
