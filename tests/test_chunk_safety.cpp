@@ -8,6 +8,7 @@
 #include <cfloat>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "mdnstab/chunk_safety.hpp"
@@ -424,6 +425,85 @@ TEST(ChunkSets, DumpJudgesTokensAndItsOwnChunks) {
   while (2 * pow2 <= edge) pow2 *= 2;
   EXPECT_EQ(r.value.largest_safe_pow2, pow2);
   EXPECT_FALSE(analyze_chunk_safety(d, 0, Precision::kFp32, o).is_ok());
+}
+
+// check_dump_chunks by its definition, from measure_chunk_error and chunk_risk directly.
+TEST(ChunkSets, DumpCheckedByEmulationOfItsOwnSequences) {
+  // Head 0 benign; head 1 constant (-0.5, -1), broken once (C - 1) 0.5 passes ~12;
+  // head 2 alternating (safe in chunks); head 3 underflows fp32 (broken even at C = 1).
+  const Gates tiny = gl(-24878.2, -4.7e-26, 3.42052e-40, 1.09048e-14);
+  const GateDump d = dump_of(64, 4, [&](int64_t t, int64_t h) {
+    return h == 0 ? gl(-1, -1) : h == 1 ? gl(-0.5, -1) : h == 2 ? (t % 2 ? gl(-1, -0.5) : gl(-0.5, -1)) : tiny;
+  });
+  const ChunkRuleOptions o;
+  const Precision p = Precision::kFp32;
+  const ChunkInputs in = random_chunk_inputs(16, 16, 64, 5);
+  auto row_error = [&](int64_t h, int C) {
+    std::vector<double> la, lm, beta, eta;
+    for (int64_t t = 0; t < d.time; ++t) {
+      const Gates& g = d.at(0, t, h);
+      la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta), eta.push_back(g.eta);
+    }
+    return measure_chunk_error(la, lm, beta, eta, PScale::kAlpha, in, C, p);
+  };
+  auto row_rule_safe = [&](int64_t h, int C) {
+    for (int64_t t0 = 0; t0 < d.time; t0 += C) {
+      std::vector<double> la, lm, beta;
+      for (int64_t t = t0; t < std::min<int64_t>(d.time, t0 + C); ++t)
+        la.push_back(d.at(0, t, h).log_alpha), lm.push_back(d.at(0, t, h).log_mu), beta.push_back(d.at(0, t, h).beta);
+      if (!chunk_safe(chunk_risk(la, lm, beta, p, o), o.tol)) return false;
+    }
+    return true;
+  };
+  auto broken = [&](const ChunkError& e) { return !e.finite || !(e.rel_rms <= o.tol); };
+  // Constant gates per token are the constant-gate measurement, bit for bit.
+  EXPECT_EQ(row_error(1, 32).rel_rms, measure_chunk_error(gl(-0.5, -1), in, 32, p).rel_rms);
+  // The largest power of two with every row unbroken, rows broken at C = 1 left out.
+  int pow2 = 0;
+  for (int c = 1; c <= 64; c *= 2) {
+    bool all = true;
+    for (int64_t h = 0; h < 4; ++h) all = all && (broken(row_error(h, 1)) || !broken(row_error(h, c)));
+    if (!all) break;
+    pow2 = c;
+  }
+  ASSERT_GE(pow2, 4);   // head 1 breaks between 16 and 64 (see DumpJudgesTokensAndItsOwnChunks)
+  ASSERT_LT(pow2, 64);
+  std::optional<DumpChunkCheck> first;
+  for (int threads : {1, 2, 3}) {
+    auto r = check_dump_chunks(d, 32, p, o, in, threads);
+    ASSERT_TRUE(r.is_ok()) << r.status.message;
+    const DumpChunkCheck& c = r.value;
+    ASSERT_EQ(c.sequences.size(), 4u);
+    long n_broken = 0, n_unsafe = 0, agree = 0, false_safe = 0;
+    for (int64_t h = 0; h < 4; ++h) {
+      const DumpSequenceCheck& q = c.sequences[size_t(h)];
+      EXPECT_EQ(q.head, h);
+      EXPECT_EQ(q.error.rel_rms, row_error(h, 32).rel_rms) << h;
+      EXPECT_EQ(q.broken, broken(row_error(h, 32))) << h;
+      EXPECT_EQ(q.rule_safe, row_rule_safe(h, 32)) << h;
+      n_broken += q.broken, n_unsafe += !q.rule_safe, agree += q.broken == !q.rule_safe;
+      false_safe += q.broken && q.rule_safe;
+    }
+    EXPECT_TRUE(c.sequences[3].broken);    // tiny: below fp32's range
+    EXPECT_TRUE(c.sequences[2].rule_safe);  // alternating: safe in chunks
+    EXPECT_EQ(c.judged, 4);
+    EXPECT_EQ(c.broken, n_broken);
+    EXPECT_EQ(c.rule_unsafe, n_unsafe);
+    EXPECT_EQ(c.agree, agree);
+    EXPECT_EQ(c.false_safe, false_safe);
+    EXPECT_EQ(c.largest_safe_pow2, pow2);
+    EXPECT_EQ(c.left_out, 1);
+    EXPECT_EQ(c.underflow, 1);
+    EXPECT_EQ(c.overflow, 0);
+    if (!first) first = c;
+    EXPECT_EQ(c.emulations, first->emulations) << threads;
+  }
+  // Bad input: chunk sizes out of [1, time], inputs of another length.
+  EXPECT_FALSE(check_dump_chunks(d, 0, p, o, in).is_ok());
+  EXPECT_FALSE(check_dump_chunks(d, 65, p, o, in).is_ok());
+  const auto wrong = check_dump_chunks(d, 16, p, o, random_chunk_inputs(16, 16, 63, 5));
+  ASSERT_FALSE(wrong.is_ok());
+  EXPECT_NE(wrong.status.message.find("63 tokens"), std::string::npos) << wrong.status.message;
 }
 
 TEST(ChunkSets, AlternatingGatesAreSafeInChunksThoughNotHeldConstant) {

@@ -145,6 +145,25 @@ std::string left_out_causes(const CheckedSafeChunk& c, Precision p) {
   return left_out_causes(c.overflow, c.underflow, c.unrepresentable - c.overflow - c.underflow, p);
 }
 
+void print_dump_check(const DumpChunkCheck& c, const ChunkInputs& in, double tol, Precision p) {
+  const long rows = long(c.sequences.size());
+  fmt::print("  checked by emulation:   at C = {}, {} of {} sequences (batch x head) broken (error above {}), {} unsafe "
+             "by the rule: they agree on {} of {}, {} broken where the rule said safe{}{}\n",
+             c.chunk, c.broken, c.judged, num(tol), c.rule_unsafe, c.agree, c.judged, c.false_safe,
+             c.judged > c.broken ? fmt::format("; largest error where unbroken {}", num(c.max_error_unbroken))
+                                 : std::string(),
+             c.judged < rows ? fmt::format(" ({} not judged: the fp64 recurrence itself overflows)", rows - c.judged)
+                             : std::string());
+  const std::string left =
+      c.left_out ? fmt::format(" ({} left out: broken even at C = 1{})", c.left_out,
+                               left_out_causes(c.overflow, c.underflow, c.left_out - c.overflow - c.underflow, p))
+                 : std::string();
+  fmt::print("                          largest power-of-two C with every sequence unbroken: {}{}; {} emulated passes "
+             "on random q, k, v with DK = {}, DV = {}, T = {} (the dump's length)\n",
+             c.judged > c.left_out ? std::to_string(c.largest_safe_pow2) : std::string("none judged"), left,
+             c.emulations, in.dk, in.dv, in.steps);
+}
+
 std::string checked_text(const CheckedSafeChunk& c, const ChunkInputs& in, Precision p) {
   const std::string how = fmt::format("{} emulated passes on random q, k, v with DK = {}, DV = {}, T = {}",
                                       c.emulations, in.dk, in.dv, in.steps);
@@ -154,6 +173,23 @@ std::string checked_text(const CheckedSafeChunk& c, const ChunkInputs& in, Preci
   return fmt::format("{} for the {} gate sets not left out ({} left out: broken even at C = 1{}); {}", c.largest,
                      c.judged, c.unrepresentable, left_out_causes(c, p),
                      how);
+}
+
+nlohmann::json dump_check_json(const DumpChunkCheck& c, const ChunkInputs& in) {
+  nlohmann::json rows = nlohmann::json::array();
+  auto num_or_null = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  for (const DumpSequenceCheck& q : c.sequences)
+    rows.push_back({{"batch", q.batch}, {"head", q.head}, {"rel_error", num_or_null(q.error.rel_rms)},
+                    {"finite", q.error.finite}, {"reference_finite", q.error.reference_finite},
+                    {"rule_safe", q.rule_safe}, {"broken", q.broken}});
+  const bool any = c.judged > c.left_out;
+  return {{"chunk", c.chunk}, {"judged", c.judged}, {"broken", c.broken}, {"rule_unsafe", c.rule_unsafe},
+          {"rule_agreement", c.judged ? nlohmann::json(double(c.agree) / double(c.judged)) : nlohmann::json(nullptr)},
+          {"false_safe", c.false_safe},
+          {"max_error_unbroken", c.judged > c.broken ? nlohmann::json(c.max_error_unbroken) : nlohmann::json(nullptr)},
+          {"largest_safe_pow2", any ? nlohmann::json(c.largest_safe_pow2) : nlohmann::json(nullptr)},
+          {"left_out", c.left_out}, {"left_out_overflow", c.overflow}, {"left_out_underflow", c.underflow},
+          {"emulations", c.emulations}, {"dk", in.dk}, {"dv", in.dv}, {"steps", in.steps}, {"sequences", rows}};
 }
 
 std::string pct(long k, long n) { return fmt::format("{:.3g}%", 100.0 * double(k) / std::max<double>(double(n), 1.0)); }
@@ -210,17 +246,14 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
                                  o.param));
   if (!o.checkpoint.empty() && !o.param.empty() && !named)
     throw UsageError(fmt::format("--param '{}': with --checkpoint, --param names the parametrization", o.param));
-  if (o.check && !o.param.empty() && !named)
-    throw UsageError("--check takes --param NAME or --checkpoint: a gate dump's chunks have per-token gates, and the "
-                     "emulation holds them constant");
   if (o.check && named == Parametrization::kGdn)
     throw UsageError(
         "--check: GDN's mu = 0 has no log, and the reordered MDN algorithm that --check emulates needs it");
-  if (o.check) ok_or_throw(check_chunk_inputs(o.dk, o.dv, o.steps));
+  if (o.check) ok_or_throw(check_chunk_inputs(o.dk, o.dv, o.steps));  // a dump's own length: below
   if (!o.out.empty()) ok_or_throw(check_writable(o.out));
   const ChunkRuleOptions ro = rule_options(o);
   // The random q, k, v on which --check emulates (as the grid mode's).
-  const ChunkInputs inputs = o.check ? random_chunk_inputs(o.dk, o.dv, o.steps, o.seed) : ChunkInputs{};
+  const ChunkInputs inputs = o.check && named ? random_chunk_inputs(o.dk, o.dv, o.steps, o.seed) : ChunkInputs{};
   SamplingOptions so;
   so.seed = o.seed;
   so.range = value_or_throw(parse_sample_range(o.range));
@@ -331,6 +364,14 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     if (o.chunk > d.time)
       throw UsageError(fmt::format("chunk size C = {} is larger than the dump's sequence (time {})", o.chunk, d.time));
     const DumpChunkSafety r = value_or_throw(analyze_chunk_safety(d, o.chunk, prec, ro, o.threads));
+    // --check: the dump's own sequences through the emulation, T = its time.
+    std::optional<DumpChunkCheck> chk;
+    ChunkInputs dump_inputs;
+    if (o.check) {
+      ok_or_throw(check_chunk_inputs(o.dk, o.dv, d.time));
+      dump_inputs = random_chunk_inputs(o.dk, o.dv, int(d.time), o.seed);
+      chk = value_or_throw(check_dump_chunks(d, o.chunk, prec, ro, dump_inputs, o.threads));
+    }
     if (!o.out.empty()) {
       AtomicFile f;
       ok_or_throw(f.open(o.out));
@@ -350,13 +391,17 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     }
     const double nch = std::max(1.0, double(r.chunks)), ntok = std::max(1.0, double(d.gates.size()));
     if (json) {
-      print_json({{"mode", "dump"}, {"file", o.param}, {"batch", d.batch}, {"time", d.time}, {"heads", d.heads},
-                  {"chunk", o.chunk}, {"precision", std::string(to_string(prec))}, {"tolerance", o.tol},
-                  {"tokens", counts_json(r.tokens)}, {"chunks", r.chunks}, {"unsafe_chunks", r.unsafe_chunks},
-                  {"fraction_unsafe_chunks", double(r.unsafe_chunks) / nch},
-                  {"fraction_overflow_chunks", double(r.overflow_chunks) / nch},
-                  {"fraction_tokens_in_unsafe_chunks", double(r.tokens_in_unsafe_chunks) / ntok},
-                  {"largest_safe_pow2_chunks", r.largest_safe_pow2}, {"seconds", seconds()}});
+      nlohmann::json j = {{"mode", "dump"}, {"file", o.param}, {"batch", d.batch}, {"time", d.time},
+                          {"heads", d.heads}, {"chunk", o.chunk}, {"precision", std::string(to_string(prec))},
+                          {"tolerance", o.tol}, {"tokens", counts_json(r.tokens)}, {"chunks", r.chunks},
+                          {"unsafe_chunks", r.unsafe_chunks},
+                          {"fraction_unsafe_chunks", double(r.unsafe_chunks) / nch},
+                          {"fraction_overflow_chunks", double(r.overflow_chunks) / nch},
+                          {"fraction_tokens_in_unsafe_chunks", double(r.tokens_in_unsafe_chunks) / ntok},
+                          {"largest_safe_pow2_chunks", r.largest_safe_pow2}};
+      if (chk) j["checked"] = dump_check_json(*chk, dump_inputs);
+      j["seconds"] = seconds();
+      print_json(j);
       return 0;
     }
     fmt::print("chunk-safety: gate dump '{}' ({}, batch {}, time {}, heads {}), {}\n", o.param, d.format, d.batch,
@@ -366,7 +411,9 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     fmt::print("  the dump's own chunks:  {} of {} unsafe ({}), {} overflow; {} of the tokens lie in unsafe chunks\n",
                r.unsafe_chunks, r.chunks, pct(r.unsafe_chunks, r.chunks), pct(r.overflow_chunks, r.chunks),
                pct(r.tokens_in_unsafe_chunks, long(d.gates.size())));
-    fmt::print("  largest safe power-of-two C for every chunk of the dump: {}\n", r.largest_safe_pow2);
+    fmt::print("  largest safe power-of-two C for every chunk of the dump: {}{}\n", r.largest_safe_pow2,
+               chk ? " by the rule" : "");
+    if (chk) print_dump_check(*chk, dump_inputs, o.tol, prec);
     if (r.worst_b >= 0)
       fmt::print("  worst chunk: batch {} head {} from token {}: Lambda = {}, predicted error {}\n", r.worst_b,
                  r.worst_h, r.worst_t, num(r.worst_risk.log_cancellation), num(r.worst_risk.predicted_error));
@@ -603,7 +650,8 @@ void setup_chunk_safety(App& app) {
   sub->add_option("--samples", o->samples, "samples (20000 for a parametrization, 4000 per head for a checkpoint)");
   sub->add_flag("--check", o->check,
                 "with --param NAME or --checkpoint: check the rule's unsafe verdicts that decide the largest safe C "
-                "by emulation on random q, k, v (--dk, --dv, --steps, --seed)");
+                "by emulation on random q, k, v (--dk, --dv, --steps, --seed); with a gate dump FILE: emulate the "
+                "dump's own sequences at C and at powers of two (T = the dump's time)");
   sub->add_option("--range", o->range, "sampling range: initial, wide or both")
       ->check(CLI::IsMember({"initial", "wide", "both"}))
       ->capture_default_str();

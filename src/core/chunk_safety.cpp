@@ -231,16 +231,25 @@ ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed) {
 }
 
 ChunkError measure_chunk_error(const Gates& g, const ChunkInputs& in, int C, Precision p, double beta_eps) {
-  const size_t T = size_t(in.steps), state = size_t(in.dk) * in.dv;
+  const size_t T = size_t(in.steps);
+  return measure_chunk_error(std::vector<double>(T, g.log_alpha), std::vector<double>(T, g.log_mu),
+                             std::vector<double>(T, g.beta), std::vector<double>(T, g.eta), g.p_scale, in, C, p,
+                             beta_eps);
+}
+
+ChunkError measure_chunk_error(std::vector<double> la, std::vector<double> lm, std::vector<double> beta,
+                               std::vector<double> eta, PScale p_scale, const ChunkInputs& in, int C, Precision p,
+                               double beta_eps) {
+  const size_t state = size_t(in.dk) * in.dv;
   std::vector<double> q = in.q, k = in.k, v = in.v;
-  std::vector<double> la(T, g.log_alpha), lm(T, g.log_mu), beta(T, g.beta), eta(T, g.eta);
   for (auto* x : {&q, &k, &v, &la, &lm, &beta, &eta}) round_to(p, *x);
+  const size_t T = size_t(in.steps);
   std::vector<double> o(T * in.dv), o_ref(T * in.dv), s(state), m(state), s_ref(state), m_ref(state);
   RecurrentArgs<double> a;
   a.steps = in.steps, a.dk = in.dk, a.dv = in.dv;
   a.q = q.data(), a.k = k.data(), a.v = v.data();
   a.log_alpha = la.data(), a.log_mu = lm.data(), a.beta = beta.data(), a.eta = eta.data();
-  a.p_scale = g.p_scale;
+  a.p_scale = p_scale;
   a.o = o_ref.data(), a.s_final = s_ref.data(), a.m_final = m_ref.data();
   ChunkError e;
   (void)recurrent_ref(a);  // shapes are valid by construction

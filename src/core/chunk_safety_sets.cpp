@@ -135,6 +135,98 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
   return r;
 }
 
+Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
+                                         const ChunkInputs& in, int threads) {
+  const int64_t c_top = std::min<int64_t>(d.time, kMaxChunk);
+  if (C < 1 || C > c_top)
+    return error(Code::kInvalidArgument, fmt::format("chunk size C = {} must be in [1, {}]", C, c_top));
+  if (in.steps != d.time)
+    return error(Code::kInvalidArgument,
+                 fmt::format("the emulation's inputs have {} tokens, the dump's sequences {}", in.steps, d.time));
+  if (d.gates.empty()) return error(Code::kInvalidArgument, "the gate dump is empty");
+  const int nt = threads > 0 ? threads : omp_get_num_procs();
+  const int64_t rows = d.batch * d.heads;
+  DumpChunkCheck r;
+  r.chunk = C;
+  r.sequences.resize(size_t(rows));
+  auto measure = [&](int64_t row, int c) {
+    const int64_t b = row / d.heads, h = row % d.heads;
+    std::vector<double> la, lm, beta, eta;
+    for (int64_t t = 0; t < d.time; ++t) {
+      const Gates& g = d.at(b, t, h);
+      la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta), eta.push_back(g.eta);
+    }
+    return measure_chunk_error(la, lm, beta, eta, d.at(b, 0, h).p_scale, in, c, p, o.beta_eps);
+  };
+  auto judged_broken = [&](const ChunkError& e) { return e.reference_finite && e.broken(o.tol); };
+  // At C: the measured verdict and the rule's (any of the row's chunks unsafe).
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t row = 0; row < rows; ++row) {
+    DumpSequenceCheck& q = r.sequences[size_t(row)];
+    q.batch = row / d.heads, q.head = row % d.heads;
+    q.error = measure(row, C);
+    q.broken = judged_broken(q.error);
+    std::vector<double> la, lm, beta;
+    for (int64_t t0 = 0; t0 < d.time && q.rule_safe; t0 += C) {
+      la.clear(), lm.clear(), beta.clear();
+      for (int64_t t = t0; t < std::min<int64_t>(d.time, t0 + C); ++t) {
+        const Gates& g = d.at(q.batch, t, q.head);
+        la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
+      }
+      q.rule_safe = chunk_safe(chunk_risk(la, lm, beta, p, o), o.tol);
+    }
+  }
+  r.emulations = rows;
+  std::vector<int64_t> scan;  // the judged rows the power-of-two scan follows
+  for (const DumpSequenceCheck& q : r.sequences) {
+    if (!q.error.reference_finite) continue;
+    ++r.judged;
+    r.broken += q.broken;
+    r.rule_unsafe += !q.rule_safe;
+    r.agree += q.broken == !q.rule_safe;
+    r.false_safe += q.broken && q.rule_safe;
+    if (!q.broken) r.max_error_unbroken = std::max(r.max_error_unbroken, q.error.rel_rms);
+    scan.push_back(q.batch * d.heads + q.head);
+  }
+  // Powers of two upward while every row scanned is unbroken (safety falls with C); at
+  // C = 1 the rows broken are left out, by cause. A pass at C reuses the verdicts above.
+  // 1: unbroken; broken: 0, or at C = 1 its cause (4 overflow, 8 underflow, 2 erred).
+  auto verdict = [&](const ChunkError& e, int64_t c) -> char {
+    if (!judged_broken(e)) return 1;
+    if (c > 1) return 0;
+    if (!(e.finite && e.reference_finite)) return 4;
+    return e.reference_max_abs < traits(p).min_normal ? 8 : 2;
+  };
+  std::vector<char> ok(static_cast<size_t>(rows));
+  for (int64_t c = 1; c <= c_top && !scan.empty(); c *= 2) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (size_t i = 0; i < scan.size(); ++i) {
+      const int64_t row = scan[i];
+      ok[size_t(row)] = verdict(c == C ? r.sequences[size_t(row)].error : measure(row, int(c)), c);
+    }
+    if (c != C) r.emulations += long(scan.size());
+    if (c == 1) {
+      std::vector<int64_t> kept;
+      for (int64_t row : scan) {
+        const char v = ok[size_t(row)];
+        if (v == 1) {
+          kept.push_back(row);
+          continue;
+        }
+        ++r.left_out;
+        r.overflow += v == 4;
+        r.underflow += v == 8;
+      }
+      scan = kept;
+      if (scan.empty()) break;
+    } else if (std::any_of(scan.begin(), scan.end(), [&](int64_t row) { return !ok[size_t(row)]; })) {
+      break;
+    }
+    r.largest_safe_pow2 = int(c);
+  }
+  return r;
+}
+
 Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, Parametrization param,
                                                           const SamplingOptions& sampling, int C, Precision p,
                                                           const ChunkRuleOptions& o, const ChunkInputs* check) {

@@ -130,6 +130,10 @@ struct ChunkError {
 // recurrent_ref in fp64 on the same inputs rounded to p (so only the algorithm's
 // arithmetic is measured).
 ChunkError measure_chunk_error(const Gates& g, const ChunkInputs& in, int C, Precision p, double beta_eps = 0);
+// The same with every token's own gates (each of the four has in.steps values).
+ChunkError measure_chunk_error(std::vector<double> log_alpha, std::vector<double> log_mu, std::vector<double> beta,
+                               std::vector<double> eta, PScale p_scale, const ChunkInputs& in, int C, Precision p,
+                               double beta_eps = 0);
 
 // The map of `chunk-safety`: a grid over 1 or 2 gate axes (alpha or log_alpha, mu or
 // log_mu, beta, eta), the other gates fixed.
@@ -231,6 +235,34 @@ struct DumpChunkSafety {
 };
 Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
                                              int threads = 0);
+
+// A gate dump's own sequences emulated: each (batch, head) row, every token with its own
+// gates, through the chunkwise algorithm on random q, k, v against the fp64 recurrence.
+struct DumpSequenceCheck {
+  int64_t batch = 0, head = 0;
+  ChunkError error;        // at the chunk size asked
+  bool rule_safe = true;   // every chunk of the row safe by the rule
+  bool broken = false;     // measured (judged where the reference is finite)
+};
+struct DumpChunkCheck {
+  int chunk = 0;
+  std::vector<DumpSequenceCheck> sequences;  // row b * heads + h
+  // Over the rows whose fp64 reference is finite (judged): measured broken, called
+  // unsafe by the rule, agreeing, and broken where the rule said safe.
+  long judged = 0, broken = 0, rule_unsafe = 0, agree = 0, false_safe = 0;
+  double max_error_unbroken = 0;
+  // The largest power of two C <= min(time, kMaxChunk) at which every judged row not
+  // left out measures unbroken (0: none judged). Left out: broken even at C = 1, by
+  // cause as in CheckedSafeChunk.
+  int largest_safe_pow2 = 0;
+  long left_out = 0, overflow = 0, underflow = 0;
+  long emulations = 0;
+};
+// `in` must have in.steps = d.time. Runs the rows on `threads` cores (0: all); the
+// results do not depend on how many. Fails on a chunk size out of [1, min(time, kMaxChunk)]
+// or inputs of the wrong length.
+Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
+                                         const ChunkInputs& in, int threads = 0);
 
 struct HeadChunkSafety {
   int layer = 0, head = 0;

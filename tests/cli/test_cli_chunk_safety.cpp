@@ -189,6 +189,34 @@ TEST(CliChunkSafetyParam, GateDumpCsv) {
   EXPECT_GE(j["largest_safe_pow2_chunks"].get<int>(), 8);
   EXPECT_LE(j["largest_safe_pow2_chunks"].get<int>(), 32);
   expect_bad("chunk-safety --param " + csv.string() + " --chunk 256", "larger than the dump");
+  // --check: the dump's own sequence (one: batch 1, head 1) emulated at C and at powers of two.
+  const std::string check = "chunk-safety --param " + csv.string() + " --chunk 64 --check --dk 8 --dv 8";
+  r = run_cli("--format json " + check + " --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json c = json::parse(r.out)["checked"];
+  EXPECT_EQ(c["chunk"], 64);
+  EXPECT_EQ(c["steps"], 128);  // the dump's length, not --steps
+  EXPECT_EQ(c["judged"], 1);
+  EXPECT_EQ(c["rule_unsafe"], 1);  // as unsafe_chunks above
+  ASSERT_EQ(c["sequences"].size(), 1u);
+  const json& q = c["sequences"][0];
+  EXPECT_EQ(q["broken"], q["rel_error"].get<double>() > 0.01);
+  EXPECT_EQ(c["broken"], q["broken"].get<bool>() ? 1 : 0);
+  EXPECT_DOUBLE_EQ(c["rule_agreement"].get<double>(), q["broken"].get<bool>() ? 1.0 : 0.0);
+  EXPECT_EQ(c["false_safe"], 0);
+  // Powers of two from 1 while unbroken: below 64 exactly when C = 64 broke it.
+  const int pow2 = c["largest_safe_pow2"].get<int>();
+  EXPECT_GE(pow2, 1);
+  EXPECT_EQ(pow2 < 64, q["broken"].get<bool>());
+  auto r2 = run_cli("--format json " + check + " --threads 2");
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_EQ(json::parse(r2.out)["checked"], c);
+  r = run_cli(check);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("by the rule\n  checked by emulation:   at C = 64, "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("largest power-of-two C with every sequence unbroken: " + std::to_string(pow2) + ";"),
+            std::string::npos)
+      << r.out;
 }
 
 // A checkpoint file written by hand: F64 tensors [2] for one layer.
@@ -337,7 +365,8 @@ TEST(CliChunkSafetyParam, BadInput) {
   {
     const auto csv = d / "gates.csv";
     std::ofstream(csv) << "log_alpha,beta,log_mu,eta\n-1,0.1,-1,1\n";
-    expect_bad("chunk-safety --param " + csv.string() + " --check" + out, "--check");
+    expect_bad("chunk-safety --param " + csv.string() + " --check" + out, "larger than the dump");
+    expect_bad("chunk-safety --param " + csv.string() + " --chunk 1 --check --dk 0" + out, "--dk 0");
     std::filesystem::remove(csv);
   }
   EXPECT_EQ(count_entries(d), 0);
