@@ -626,7 +626,8 @@ void setup_chunk_safety(App& app) {
   sub->add_option("--dk", o->dk, "key dimension")->capture_default_str();
   sub->add_option("--dv", o->dv, "value dimension")->capture_default_str();
   sub->add_option("--steps", o->steps,
-                  "sequence length T (with --param: the length the rule assumes and --check emulates)")
+                  "sequence length T (with --param: the length the rule assumes and --check emulates; a gate dump's "
+                  "--check emulates the dump's own length)")
       ->capture_default_str();
   sub->add_option("--seed", o->seed, "seed of the random q, k, v (or of the samples)")->capture_default_str();
   sub->add_option("--tolerance", o->tol, "relative error above which a point is broken")->capture_default_str();
