@@ -234,6 +234,7 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
   if (o.samples && (*o.samples < 1 || *o.samples > 100'000'000))
     throw UsageError(fmt::format("--samples {} must be in [1, 1e8]", *o.samples));
   if (o.threads < 0) throw UsageError(fmt::format("--threads = {} must be >= 0", o.threads));
+  if (!(o.max_hours > 0)) throw UsageError(fmt::format("--max-hours = {} must be > 0", o.max_hours));
   std::optional<Parametrization> named;
   if (!o.param.empty()) {
     auto pr = parse_parametrization(o.param);
@@ -370,7 +371,7 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     if (o.check) {
       ok_or_throw(check_chunk_inputs(o.dk, o.dv, d.time));
       dump_inputs = random_chunk_inputs(o.dk, o.dv, int(d.time), o.seed);
-      chk = value_or_throw(check_dump_chunks(d, o.chunk, prec, ro, dump_inputs, o.threads));
+      chk = value_or_throw(check_dump_chunks(d, o.chunk, prec, ro, dump_inputs, o.threads, o.max_hours * 3600));
     }
     if (!o.out.empty()) {
       AtomicFile f;
@@ -634,7 +635,8 @@ void setup_chunk_safety(App& app) {
   sub->add_option("--beta-eps", o->beta_eps, "weights from log(beta + EPS) (the reference kernel: 1e-6)")
       ->capture_default_str();
   sub->add_option("--threads", o->threads, "threads (0: all cores)")->capture_default_str();
-  sub->add_option("--max-hours", o->max_hours, "refuse grids estimated to take longer")->capture_default_str();
+  sub->add_option("--max-hours", o->max_hours, "refuse grids (or a gate dump's --check) estimated to take longer")
+      ->capture_default_str();
   sub->add_option("--out", o->out,
                   "CSV: one row per grid point (grid), sample (--param NAME), token (--param FILE) or head "
                   "(--checkpoint)");

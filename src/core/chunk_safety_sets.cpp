@@ -136,7 +136,7 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
 }
 
 Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
-                                         const ChunkInputs& in, int threads) {
+                                         const ChunkInputs& in, int threads, double max_seconds) {
   const int64_t c_top = std::min<int64_t>(d.time, kMaxChunk);
   if (C < 1 || C > c_top)
     return error(Code::kInvalidArgument, fmt::format("chunk size C = {} must be in [1, {}]", C, c_top));
@@ -146,6 +146,19 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
   if (d.gates.empty()) return error(Code::kInvalidArgument, "the gate dump is empty");
   const int nt = threads > 0 ? threads : omp_get_num_procs();
   const int64_t rows = d.batch * d.heads;
+  {  // the worst case: C and every power of two up to c_top, each row once
+    ChunkMapSpec one;
+    one.steps = int(d.time), one.dk = in.dk, one.dv = in.dv, one.precision = p;
+    double secs = 0;
+    for (int64_t c = 1; c <= c_top; c *= 2) one.chunk = int(c), secs += estimate_seconds(one, nt);
+    one.chunk = C;
+    secs = double(rows) * (secs + estimate_seconds(one, nt));
+    if (secs > max_seconds)
+      return error(Code::kTooLarge,
+                   fmt::format("--check of the dump's {} sequences of {} tokens could take up to about {:.3g} hours on "
+                               "{} threads, over the {:.3g} hour limit (lower --dk or --dv, or raise --max-hours)",
+                               rows, d.time, secs / 3600, nt, max_seconds / 3600));
+  }
   DumpChunkCheck r;
   r.chunk = C;
   r.sequences.resize(size_t(rows));

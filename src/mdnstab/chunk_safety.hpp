@@ -259,10 +259,11 @@ struct DumpChunkCheck {
   long emulations = 0;
 };
 // `in` must have in.steps = d.time. Runs the rows on `threads` cores (0: all); the
-// results do not depend on how many. Fails on a chunk size out of [1, min(time, kMaxChunk)]
-// or inputs of the wrong length.
+// results do not depend on how many. Fails on a chunk size out of [1, min(time, kMaxChunk)],
+// inputs of the wrong length, or (kTooLarge) an estimate above max_seconds for the
+// worst case, every power of two emulated.
 Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, const ChunkRuleOptions& o,
-                                         const ChunkInputs& in, int threads = 0);
+                                         const ChunkInputs& in, int threads = 0, double max_seconds = 12 * 3600);
 
 struct HeadChunkSafety {
   int layer = 0, head = 0;

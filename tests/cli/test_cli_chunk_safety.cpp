@@ -367,6 +367,8 @@ TEST(CliChunkSafetyParam, BadInput) {
     std::ofstream(csv) << "log_alpha,beta,log_mu,eta\n-1,0.1,-1,1\n";
     expect_bad("chunk-safety --param " + csv.string() + " --check" + out, "larger than the dump");
     expect_bad("chunk-safety --param " + csv.string() + " --chunk 1 --check --dk 0" + out, "--dk 0");
+    expect_bad("chunk-safety --param " + csv.string() + " --chunk 1 --check --max-hours 1e-12" + out, "hour limit");
+    expect_bad("chunk-safety --param " + csv.string() + " --max-hours -1" + out, "--max-hours");
     std::filesystem::remove(csv);
   }
   EXPECT_EQ(count_entries(d), 0);
