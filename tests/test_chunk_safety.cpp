@@ -504,6 +504,9 @@ TEST(ChunkSets, DumpCheckedByEmulationOfItsOwnSequences) {
   const auto wrong = check_dump_chunks(d, 16, p, o, random_chunk_inputs(16, 16, 63, 5));
   ASSERT_FALSE(wrong.is_ok());
   EXPECT_NE(wrong.status.message.find("63 tokens"), std::string::npos) << wrong.status.message;
+  const auto slow = check_dump_chunks(d, 16, p, o, in, 1, 1e-9);
+  EXPECT_EQ(slow.status.code, Code::kTooLarge);
+  EXPECT_NE(slow.status.message.find("hour limit"), std::string::npos) << slow.status.message;
 }
 
 TEST(ChunkSets, AlternatingGatesAreSafeInChunksThoughNotHeldConstant) {

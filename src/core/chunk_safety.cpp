@@ -391,6 +391,23 @@ double margin_of(const ChunkRisk& r, double tol) {
 
 }  // namespace
 
+double emulation_bytes(long steps, int dk, int dv, int chunk, int threads) {
+  // The inputs, per thread their rounded and typed copies, per-token gates, outputs and
+  // states, the C x C work space.
+  const double T = double(steps), row = 2.0 * dk + dv, state = double(dk) * dv;
+  const double per_thread = 8 * T * (2 * row + 4 * dv + 8) + 4 * T * row + 8 * 8 * state + 16 * double(chunk) * chunk * 8;
+  return 8 * T * row + threads * per_thread;
+}
+
+Status check_memory(double bytes, std::string_view lower) {
+  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  if (phys > 0 && bytes > 0.8 * phys)
+    return error(Code::kTooLarge, fmt::format("chunk-safety would need about {:.3g} GB of memory, more than the {:.3g} "
+                                              "GB here allow (lower {})",
+                                              bytes / 1e9, 0.8 * phys / 1e9, lower));
+  return Status::ok();
+}
+
 double estimate_seconds(const ChunkMapSpec& spec, int threads) {
   auto r = resolve_slots(spec);
   const double points = r.is_ok() ? double(r.value.points) : 1.0;
@@ -422,17 +439,9 @@ Status check(const ChunkMapSpec& spec) {
     return bad(fmt::format("--beta-eps = {} must be finite and >= 0", spec.beta_eps));
   if (spec.threads < 0) return bad(fmt::format("--threads = {} must be >= 0", spec.threads));
   const int threads = spec.threads > 0 ? spec.threads : omp_get_num_procs();
-  // Memory: the inputs, per thread their rounded and typed copies, outputs and
-  // states, the C x C work space; and the per-point results.
-  const double T = spec.steps, row = 2.0 * spec.dk + spec.dv, state = double(spec.dk) * spec.dv;
-  const double per_thread = 8 * T * (2 * row + 4 * spec.dv) + 4 * T * row + 8 * 8 * state +
-                            16 * double(spec.chunk) * spec.chunk * 8;
-  const double bytes = 8 * T * row + threads * per_thread + double(r.value.points) * sizeof(ChunkMapPoint);
-  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
-  if (phys > 0 && bytes > 0.8 * phys)
-    return error(Code::kTooLarge, fmt::format("chunk-safety would need about {:.3g} GB of memory, more than the {:.3g} "
-                                              "GB here allow (lower --steps, --dk, --dv or the grid)",
-                                              bytes / 1e9, 0.8 * phys / 1e9));
+  const double bytes = emulation_bytes(spec.steps, spec.dk, spec.dv, spec.chunk, threads) +
+                       double(r.value.points) * sizeof(ChunkMapPoint);
+  if (Status s = check_memory(bytes, "--steps, --dk, --dv or the grid"); !s.is_ok()) return s;
   const double secs = estimate_seconds(spec, threads);
   if (secs > spec.max_seconds)
     return error(Code::kTooLarge,

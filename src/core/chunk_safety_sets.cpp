@@ -146,6 +146,8 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
   if (d.gates.empty()) return error(Code::kInvalidArgument, "the gate dump is empty");
   const int nt = threads > 0 ? threads : omp_get_num_procs();
   const int64_t rows = d.batch * d.heads;
+  if (Status s = check_memory(emulation_bytes(d.time, in.dk, in.dv, int(c_top), nt), "--dk or --dv"); !s.is_ok())
+    return s;
   {  // the worst case: C and every power of two up to c_top, each row once
     ChunkMapSpec one;
     one.steps = int(d.time), one.dk = in.dk, one.dv = in.dv, one.precision = p;

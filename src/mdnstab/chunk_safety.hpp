@@ -34,6 +34,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mdnstab/checkpoint.hpp"
@@ -193,6 +194,10 @@ struct ChunkMapSummary {
 Status check(const ChunkMapSpec& spec);
 // Estimated seconds on `threads` cores (from the multiply-add count).
 double estimate_seconds(const ChunkMapSpec& spec, int threads);
+// Bytes that emulations of `steps` tokens take on `threads` threads, and the check of a
+// total against this machine's memory (kTooLarge naming what to `lower`).
+double emulation_bytes(long steps, int dk, int dv, int chunk, int threads);
+Status check_memory(double bytes, std::string_view lower);
 Result<ChunkMapSummary> run_chunk_map(const ChunkMapSpec& spec);
 
 // ---------- gate sets: a parametrization's samples, a gate dump, a checkpoint ----------
