@@ -179,10 +179,8 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
           continue;
         }
         if (hi > 1) e = measure_chunk_error(g, in, 1, p, o.beta_eps);
-        pass[size_t(k)] = judge(e)                               ? 2
-                          : !(e.finite && e.reference_finite)      ? 4
-                          : e.reference_max_abs < traits(p).min_normal ? 8
-                                                                   : 0;
+        const BrokenCause why = broken_cause(e, p);
+        pass[size_t(k)] = judge(e) ? 2 : why == BrokenCause::kOverflow ? 4 : why == BrokenCause::kUnderflow ? 8 : 0;
       }
       for (size_t k = 0; k < cand.size(); ++k) {
         ++r.emulations;
@@ -228,6 +226,11 @@ ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed) {
   for (auto* x : {&in.q, &in.k, &in.v})
     for (double& e : *x) e = nd(rng);
   return in;
+}
+
+BrokenCause broken_cause(const ChunkError& e, Precision p) {
+  if (!(e.finite && e.reference_finite)) return BrokenCause::kOverflow;
+  return e.reference_max_abs < traits(p).min_normal ? BrokenCause::kUnderflow : BrokenCause::kErred;
 }
 
 ChunkError measure_chunk_error(const Gates& g, const ChunkInputs& in, int C, Precision p, double beta_eps) {

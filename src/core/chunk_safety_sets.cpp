@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -14,6 +15,17 @@
 namespace mdnstab {
 
 namespace {
+
+// The rule's risk of the dump's chunk [t0, t0 + len) of row (b, h) (cut at the end).
+ChunkRisk dump_chunk_risk(const GateDump& d, int64_t b, int64_t h, int64_t t0, int64_t len, Precision p,
+                          const ChunkRuleOptions& o) {
+  std::vector<double> la, lm, beta;
+  for (int64_t t = t0; t < std::min<int64_t>(d.time, t0 + len); ++t) {
+    const Gates& g = d.at(b, t, h);
+    la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
+  }
+  return chunk_risk(la, lm, beta, p, o);
+}
 
 int pow2_floor(int c) {
   int p = 0;
@@ -88,18 +100,12 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
 #pragma omp parallel num_threads(nt)
     {
       Scan s;
-      std::vector<double> la, lm, beta;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t row = 0; row < rows; ++row) {
         const int64_t b = row / d.heads, h = row % d.heads;
         for (int64_t t0 = 0; t0 < d.time; t0 += c) {
           const int64_t t1 = std::min<int64_t>(d.time, t0 + c);
-          la.clear(), lm.clear(), beta.clear();
-          for (int64_t t = t0; t < t1; ++t) {
-            const Gates& g = d.at(b, t, h);
-            la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
-          }
-          const ChunkRisk risk = chunk_risk(la, lm, beta, p, o);
+          const ChunkRisk risk = dump_chunk_risk(d, b, h, t0, c, p, o);
           ++s.chunks;
           if (!chunk_safe(risk, o.tol)) ++s.unsafe, s.tokens_unsafe += t1 - t0;
           if (risk.overflow) ++s.overflow;
@@ -119,14 +125,7 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
   r.chunks = at.chunks, r.unsafe_chunks = at.unsafe, r.overflow_chunks = at.overflow;
   r.tokens_in_unsafe_chunks = at.tokens_unsafe;
   r.worst_b = at.b, r.worst_t = at.t, r.worst_h = at.h;
-  if (at.b >= 0) {
-    std::vector<double> la, lm, beta;
-    for (int64_t t = at.t; t < std::min<int64_t>(d.time, at.t + C); ++t) {
-      const Gates& g = d.at(at.b, t, at.h);
-      la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
-    }
-    r.worst_risk = chunk_risk(la, lm, beta, p, o);
-  }
+  if (at.b >= 0) r.worst_risk = dump_chunk_risk(d, at.b, at.h, at.t, C, p, o);
   // Powers of two up to the sequence: the risk of a chunk grows with its length.
   for (int c = 1; c <= std::min<int64_t>(d.time, kMaxChunk); c *= 2) {
     if (scan(c).unsafe > 0) break;
@@ -171,7 +170,8 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
       const Gates& g = d.at(b, t, h);
       la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta), eta.push_back(g.eta);
     }
-    return measure_chunk_error(la, lm, beta, eta, d.at(b, 0, h).p_scale, in, c, p, o.beta_eps);
+    return measure_chunk_error(std::move(la), std::move(lm), std::move(beta), std::move(eta), d.at(b, 0, h).p_scale,
+                               in, c, p, o.beta_eps);
   };
   auto judged_broken = [&](const ChunkError& e) { return e.reference_finite && e.broken(o.tol); };
   // At C: the measured verdict and the rule's (any of the row's chunks unsafe).
@@ -181,15 +181,8 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
     q.batch = row / d.heads, q.head = row % d.heads;
     q.error = measure(row, C);
     q.broken = judged_broken(q.error);
-    std::vector<double> la, lm, beta;
-    for (int64_t t0 = 0; t0 < d.time && q.rule_safe; t0 += C) {
-      la.clear(), lm.clear(), beta.clear();
-      for (int64_t t = t0; t < std::min<int64_t>(d.time, t0 + C); ++t) {
-        const Gates& g = d.at(q.batch, t, q.head);
-        la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
-      }
-      q.rule_safe = chunk_safe(chunk_risk(la, lm, beta, p, o), o.tol);
-    }
+    for (int64_t t0 = 0; t0 < d.time && q.rule_safe; t0 += C)
+      q.rule_safe = chunk_safe(dump_chunk_risk(d, q.batch, q.head, t0, C, p, o), o.tol);
   }
   r.emulations = rows;
   std::vector<int64_t> scan;  // the judged rows the power-of-two scan follows
@@ -209,8 +202,8 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
   auto verdict = [&](const ChunkError& e, int64_t c) -> char {
     if (!judged_broken(e)) return 1;
     if (c > 1) return 0;
-    if (!(e.finite && e.reference_finite)) return 4;
-    return e.reference_max_abs < traits(p).min_normal ? 8 : 2;
+    const BrokenCause why = broken_cause(e, p);
+    return why == BrokenCause::kOverflow ? 4 : why == BrokenCause::kUnderflow ? 8 : 2;
   };
   std::vector<char> ok(static_cast<size_t>(rows));
   for (int64_t c = 1; c <= c_top && !scan.empty(); c *= 2) {

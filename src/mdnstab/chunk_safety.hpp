@@ -127,6 +127,12 @@ struct ChunkError {
   bool broken(double tol) const { return !finite || rel_rms > tol; }
 };
 
+// Why a measurement is broken even at C = 1, which no chunk size mends: the output or
+// the fp64 reference is not finite (overflow), every reference output lies below p's
+// smallest normal value (underflow), or else p's arithmetic errs above the tolerance.
+enum class BrokenCause { kOverflow, kUnderflow, kErred };
+BrokenCause broken_cause(const ChunkError& e, Precision p);
+
 // Emulated chunk output with gates g held constant over every token, against
 // recurrent_ref in fp64 on the same inputs rounded to p (so only the algorithm's
 // arithmetic is measured).
