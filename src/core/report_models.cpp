@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "mdnstab/checkpoint.hpp"
+#include "mdnstab/chunk_safety.hpp"
 #include "mdnstab/constraint.hpp"
 #include "mdnstab/gate_dump.hpp"
 #include "report_impl.hpp"
@@ -58,6 +59,57 @@ std::string stacked_bars(const std::string& file, const std::string& label, cons
 }
 
 }  // namespace
+
+// The chunkwise kernel on the dump's own gates, as `chunk-safety --param FILE --check`:
+// the rule over the dump's chunks, and each (batch, head) sequence emulated with its
+// own per-token gates. The [chunk_safety] table's settings, else its defaults.
+Status dump_chunks(Context& c, const StudyGateDump& sd, const GateDump& d) {
+  const StudyChunkSafety cs = c.study.chunk_safety.value_or(StudyChunkSafety{});
+  const int C = int(std::min<int64_t>(cs.chunk, std::min<int64_t>(d.time, kMaxChunk)));
+  ChunkRuleOptions ro;
+  ro.tol = cs.tolerance;
+  ro.steps = cs.steps;
+  c.progress(fmt::format("gate dump {}: its sequences through the chunkwise algorithm", sd.name));
+  auto rule = analyze_chunk_safety(d, C, cs.precision, ro);
+  if (!rule.is_ok()) return error(rule.status.code, fmt::format("gate dump '{}': {}", sd.name, rule.status.message));
+  const ChunkInputs in = random_chunk_inputs(cs.dk, cs.dv, int(d.time), c.study.seed);
+  auto chk = check_dump_chunks(d, C, cs.precision, ro, in);
+  if (!chk.is_ok()) return error(chk.status.code, fmt::format("gate dump '{}': {}", sd.name, chk.status.message));
+  const DumpChunkCheck& k = chk.value;
+  CsvWriter csv({"b", "h", "rel_error", "reference_finite", "rule_safe", "broken"});
+  for (const DumpSequenceCheck& q : k.sequences)
+    csv.num(double(q.batch)).num(double(q.head)).exact(q.error.rel_rms).num(q.error.reference_finite)
+        .num(q.rule_safe).num(q.broken).end();
+  const std::string file = fmt::format("dump_{}_chunks.csv", sd.name);
+  if (Status e = write_text(c.data(file), csv.text); !e.is_ok()) return e;
+  const std::string key = "dump." + sd.name + ".chunk";
+  const DumpChunkSafety& r = rule.value;
+  const std::string prec(to_string(cs.precision));
+  std::string text = fmt::format(
+      "Chunkwise kernel (C = {}, {}, tolerance {}): by the rule, {} of the dump's {} chunks are unsafe and the largest "
+      "power-of-two chunk size safe for all of them is {}. Emulated on the dump's own sequences (each token with its "
+      "own gates; random q, k, v with DK = {}, DV = {}, T = {}; data/{}), {} of the {} sequences (batch × head) break "
+      "at C = {}, the rule and the emulation agree on {} of them, {} broke where the rule said safe",
+      C, prec, fmt_num(cs.tolerance, 3), c.state(key + ".rule_unsafe_chunks", double(r.unsafe_chunks),
+                                                  fmt::format("{}", r.unsafe_chunks)),
+      r.chunks, c.state(key + ".rule_largest_safe_pow2", r.largest_safe_pow2, fmt::format("{}", r.largest_safe_pow2)),
+      cs.dk, cs.dv, d.time, file, c.state(key + ".sequences_broken", double(k.broken), fmt::format("{}", k.broken)),
+      k.judged, C, c.state(key + ".sequences_agree", double(k.agree), fmt::format("{}", k.agree)),
+      c.state(key + ".sequences_false_safe", double(k.false_safe), fmt::format("{}", k.false_safe)));
+  if (k.judged > k.left_out)
+    text += fmt::format(", and every sequence stays unbroken up to C = {}",
+                        c.state(key + ".measured_largest_safe_pow2", k.largest_safe_pow2,
+                                fmt::format("{}", k.largest_safe_pow2)));
+  if (k.left_out)
+    text += fmt::format(" ({} broken even at C = 1: {} with outputs above {}'s range, {} below its smallest normal "
+                        "value, {} erring in its arithmetic)",
+                        k.left_out, k.overflow, prec, k.underflow, k.left_out - k.overflow - k.underflow);
+  if (long(k.sequences.size()) > k.judged)
+    text += fmt::format("; {} sequences not judged: the fp64 recurrence itself overflows",
+                        long(k.sequences.size()) - k.judged);
+  c.doc.paragraph(text + ".");
+  return Status::ok();
+}
 
 Status section_gate_dumps(Context& c, Shared&) {
   const Study& s = c.study;
@@ -159,6 +211,7 @@ Status section_gate_dumps(Context& c, Shared&) {
     c.doc.table(std::move(t));
     c.doc.paragraph(sentence + ".");
     c.highlights.push_back(highlight + ".");
+    if (Status e = dump_chunks(c, sd, d); !e.is_ok()) return e;
 
     // Figure: tokens by verdict (left), per-head verdict bars (right).
     PanelLayout lay;

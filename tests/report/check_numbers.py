@@ -228,6 +228,20 @@ def main(d):
                 if x["verdict"] == 0 and not x["gamma"] < 1:
                     fail(f"{key}: a certified token with gamma {x['gamma']!r}", "dump certified >= 1")
             checked += 4
+        m = re.fullmatch(r"dump_(.+)_chunks\.csv", name)
+        if m:
+            # The dump's sequences through the chunkwise emulation: counts over the judged ones.
+            key = f"dump.{m.group(1)}.chunk"
+            r = [x for x in rows(os.path.join(data, name)) if x["reference_finite"] == 1]
+            check_value(numeric, f"{key}.sequences_broken", sum(x["broken"] == 1 for x in r))
+            check_value(numeric, f"{key}.sequences_agree", sum((x["broken"] == 1) == (x["rule_safe"] == 0) for x in r))
+            check_value(numeric, f"{key}.sequences_false_safe",
+                        sum(x["broken"] == 1 and x["rule_safe"] == 1 for x in r))
+            for x in r:
+                if (x["broken"] == 1) != (not x["rel_error"] <= 1e-2):
+                    fail(f"{key}: sequence {x['b']}, {x['h']} broken = {x['broken']} with error {x['rel_error']}",
+                         "dump chunk broken flag")
+            checked += 3
         m = re.fullmatch(r"checkpoint_(.+)_heads\.csv", name)
         if m:
             key = f"checkpoint.{m.group(1)}"
