@@ -146,11 +146,30 @@ TEST(ReportModels, DumpAndCheckpointNumbersMatchTheConstraintLibrary) {
     EXPECT_EQ(value(f, "checkpoint.ck.worst_lower_bound"), ck_worst);
   }
 
+  // The dump's sequences through the chunkwise kernel, here through the chunk library: no
+  // [chunk_safety] table, so its defaults (C = 64, cut to the dump's 3 tokens; fp32; DK =
+  // DV = 64) on inputs from the study's seed.
+  {
+    ChunkRuleOptions ro;
+    const auto rule = analyze_chunk_safety(dump, 3, Precision::kFp32, ro);
+    ASSERT_TRUE(rule.is_ok());
+    const auto chk = check_dump_chunks(dump, 3, Precision::kFp32, ro, random_chunk_inputs(64, 64, 3, 3));
+    ASSERT_TRUE(chk.is_ok()) << chk.status.message;
+    EXPECT_EQ(value(f, "dump.toy.chunk.rule_unsafe_chunks"), double(rule.value.unsafe_chunks));
+    EXPECT_EQ(value(f, "dump.toy.chunk.rule_largest_safe_pow2"), double(rule.value.largest_safe_pow2));
+    EXPECT_EQ(value(f, "dump.toy.chunk.sequences_broken"), double(chk.value.broken));
+    EXPECT_EQ(value(f, "dump.toy.chunk.sequences_agree"), double(chk.value.agree));
+    EXPECT_EQ(value(f, "dump.toy.chunk.sequences_false_safe"), double(chk.value.false_safe));
+    EXPECT_EQ(chk.value.sequences.size(), 4u);  // 2 batches x 2 heads
+  }
+
   // Every stated text is in the page; the data and figures exist.
   const std::string md = slurp(out / "index.md");
   EXPECT_NE(md.find("## Gate dump `toy`"), std::string::npos);
+  EXPECT_NE(md.find("Chunkwise kernel (C = 3, fp32"), std::string::npos);
   EXPECT_NE(md.find("## Checkpoint `ck`"), std::string::npos);
-  for (const char* file : {"data/dump_toy_tokens.csv", "data/dump_toy_heads.csv", "data/checkpoint_ck_heads.csv",
+  for (const char* file : {"data/dump_toy_tokens.csv", "data/dump_toy_heads.csv", "data/dump_toy_chunks.csv",
+                           "data/checkpoint_ck_heads.csv",
                            "figures/dump_toy.svg", "figures/dump_toy.png", "figures/checkpoint_ck.svg"})
     EXPECT_TRUE(fs::is_regular_file(out / file)) << file;
   // One row per token, plus the header.
