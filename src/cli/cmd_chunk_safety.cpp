@@ -136,7 +136,7 @@ nlohmann::json checked_json(const CheckedSafeChunk& c, const ChunkInputs& in) {
 // Why the left-out gate sets are broken even at C = 1.
 std::string left_out_causes(long overflow, long underflow, long erred, Precision p) {
   std::string why;
-  if (overflow) why += fmt::format(", {} with outputs above {}'s range", overflow, to_string(p));
+  if (overflow) why += fmt::format(", {} with outputs not finite in {} (inf or NaN)", overflow, to_string(p));
   if (underflow) why += fmt::format(", {} with outputs below {}'s smallest normal value", underflow, to_string(p));
   if (erred) why += fmt::format(", {} with {}'s arithmetic off by more than the tolerance", erred, to_string(p));
   return why;

@@ -265,7 +265,7 @@ Status section_chunk_safety(Context& c, Shared&) {
           };
           std::vector<std::string> why;
           if (chk.overflow)
-            why.push_back(fmt::format("{}with outputs above {}'s range", count(".checked_left_out_overflow",
+            why.push_back(fmt::format("{}with outputs not finite in {} (inf or NaN)", count(".checked_left_out_overflow",
                                                                               chk.overflow), prec));
           if (chk.underflow)
             why.push_back(fmt::format("{}with outputs below {}'s smallest normal value",

@@ -101,8 +101,8 @@ Status dump_chunks(Context& c, const StudyGateDump& sd, const GateDump& d) {
                         c.state(key + ".measured_largest_safe_pow2", k.largest_safe_pow2,
                                 fmt::format("{}", k.largest_safe_pow2)));
   if (k.left_out)
-    text += fmt::format(" ({} broken even at C = 1: {} with outputs above {}'s range, {} below its smallest normal "
-                        "value, {} erring in its arithmetic)",
+    text += fmt::format(" ({} broken even at C = 1: {} with outputs not finite in {} (inf or NaN), {} below its smallest "
+                        "normal value, {} erring in its arithmetic)",
                         k.left_out, k.overflow, prec, k.underflow, k.left_out - k.overflow - k.underflow);
   if (long(k.sequences.size()) > k.judged)
     text += fmt::format("; {} sequences not judged: the fp64 recurrence itself overflows",

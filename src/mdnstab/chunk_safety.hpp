@@ -103,9 +103,10 @@ struct CheckedSafeChunk {
 };
 // The largest C in [1, c_max] at which every gate set is safe by the rule or, where the
 // rule says unsafe, measured safe on `in` (finite, error <= o.tol against a finite fp64
-// reference). A gate set the emulation breaks even at C = 1 (no chunk size mends it: its
-// outputs lie beyond p's range, above or below, or p's arithmetic errs above o.tol
-// however short the chunks) is left out and counted, by cause. The rule is conservative
+// reference). A gate set the emulation breaks even at C = 1 is left out and counted, by
+// cause: no chunk size mends it (its outputs are not finite, inf or NaN from inf - inf,
+// or lie below p's smallest normal value, or p's arithmetic errs above o.tol however
+// short the chunks). The rule is conservative
 // where |log alpha| reaches 10^4 (its u sigma term is then 10 to 100 x the measured
 // error), so that one such gate set would otherwise decide the figure for all.
 // The count is of those the rule calls unsafe at the figure. Emulates only where the

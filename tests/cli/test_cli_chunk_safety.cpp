@@ -217,6 +217,21 @@ TEST(CliChunkSafetyParam, GateDumpCsv) {
   EXPECT_NE(r.out.find("largest power-of-two C with every sequence unbroken: " + std::to_string(pow2) + ";"),
             std::string::npos)
       << r.out;
+  // mu = 0 (a GDN dump): the algorithm forms inf - inf even at C = 1; no figure, the cause named.
+  const auto gdn = d / "gdn.csv";
+  std::ofstream(gdn) << "alpha,beta,mu,eta\n0.5,0.1,0,1\n0.5,0.1,0,1\n";
+  r = run_cli("--format json chunk-safety --param " + gdn.string() + " --chunk 2 --check --dk 4 --dv 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json g = json::parse(r.out)["checked"];
+  EXPECT_EQ(g["left_out"], 1);
+  EXPECT_EQ(g["left_out_overflow"], 1);
+  EXPECT_TRUE(g["largest_safe_pow2"].is_null());
+  EXPECT_TRUE(g["sequences"][0]["rel_error"].is_null());  // inf: no JSON number
+  r = run_cli("chunk-safety --param " + gdn.string() + " --chunk 2 --check --dk 4 --dv 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("none judged (1 left out: broken even at C = 1, 1 with outputs not finite in fp32 (inf or NaN))"),
+            std::string::npos)
+      << r.out;
 }
 
 // A checkpoint file written by hand: F64 tensors [2] for one layer.
