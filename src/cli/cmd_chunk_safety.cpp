@@ -133,8 +133,9 @@ nlohmann::json checked_json(const CheckedSafeChunk& c, const ChunkInputs& in) {
           {"steps", in.steps}};
 }
 
-// Why the left-out gate sets are broken even at C = 1.
-std::string left_out_causes(long overflow, long underflow, long erred, Precision p) {
+// Why the left-out gate sets (`total` of them) are broken even at C = 1.
+std::string left_out_causes(long total, long overflow, long underflow, Precision p) {
+  const long erred = total - overflow - underflow;
   std::string why;
   if (overflow) why += fmt::format(", {} with outputs not finite in {} (inf or NaN)", overflow, to_string(p));
   if (underflow) why += fmt::format(", {} with outputs below {}'s smallest normal value", underflow, to_string(p));
@@ -142,7 +143,7 @@ std::string left_out_causes(long overflow, long underflow, long erred, Precision
   return why;
 }
 std::string left_out_causes(const CheckedSafeChunk& c, Precision p) {
-  return left_out_causes(c.overflow, c.underflow, c.unrepresentable - c.overflow - c.underflow, p);
+  return left_out_causes(c.unrepresentable, c.overflow, c.underflow, p);
 }
 
 void print_dump_check(const DumpChunkCheck& c, const ChunkInputs& in, double tol, Precision p) {
@@ -156,7 +157,7 @@ void print_dump_check(const DumpChunkCheck& c, const ChunkInputs& in, double tol
                              : std::string());
   const std::string left =
       c.left_out ? fmt::format(" ({} left out: broken even at C = 1{})", c.left_out,
-                               left_out_causes(c.overflow, c.underflow, c.left_out - c.overflow - c.underflow, p))
+                               left_out_causes(c.left_out, c.overflow, c.underflow, p))
                  : std::string();
   fmt::print("                          largest power-of-two C with every sequence unbroken: {}{}; {} emulated passes "
              "on random q, k, v with DK = {}, DV = {}, T = {} (the dump's length)\n",
@@ -171,8 +172,7 @@ std::string checked_text(const CheckedSafeChunk& c, const ChunkInputs& in, Preci
     return fmt::format("none judged: all {} gate sets are broken even at C = 1{} ({})", c.unrepresentable,
                        left_out_causes(c, p), how);
   return fmt::format("{} for the {} gate sets not left out ({} left out: broken even at C = 1{}); {}", c.largest,
-                     c.judged, c.unrepresentable, left_out_causes(c, p),
-                     how);
+                     c.judged, c.unrepresentable, left_out_causes(c, p), how);
 }
 
 nlohmann::json dump_check_json(const DumpChunkCheck& c, const ChunkInputs& in) {

@@ -147,8 +147,7 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
     ++r.emulations;
     return measured_safe(g, C);
   };
-  // Left out where visited, with the cause (pass's bits 4 and 8 below).
-  std::vector<std::pair<size_t, char>> left;
+  std::vector<std::pair<size_t, BrokenCause>> left;  // left out where visited, and why
   // A scan from `cap` down: each gate set in order at the running bound hi, safe by the
   // rule or else by emulation; one that fails there is left out if the emulation breaks
   // it at C = 1, else bisected below hi. The emulations at hi, which are most of them,
@@ -159,6 +158,7 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
     const size_t batch = size_t(4 * nt);
     std::vector<size_t> cand;
     std::vector<char> pass;
+    std::vector<BrokenCause> why;
     int hi = cap;
     size_t i = 0;
     left.clear();
@@ -167,9 +167,9 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
       for (; i < gates.size() && cand.size() < batch; ++i)
         if (!chunk_safe(gates[i], hi, p, o)) cand.push_back(i);
       // pass: 1 safe at hi; else 2 when safe at C = 1 (the same emulation when hi = 1),
-      // else 4 when that emulation overflowed, 8 when the reference's outputs underflow
-      // p, 0 when p's arithmetic erred.
+      // else 0 and why it broke there.
       pass.assign(cand.size(), 0);
+      why.assign(cand.size(), BrokenCause::kErred);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
       for (long k = 0; k < long(cand.size()); ++k) {
         const Gates& g = gates[cand[size_t(k)]];
@@ -179,15 +179,15 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
           continue;
         }
         if (hi > 1) e = measure_chunk_error(g, in, 1, p, o.beta_eps);
-        const BrokenCause why = broken_cause(e, p);
-        pass[size_t(k)] = judge(e) ? 2 : why == BrokenCause::kOverflow ? 4 : why == BrokenCause::kUnderflow ? 8 : 0;
+        pass[size_t(k)] = judge(e) ? 2 : 0;
+        if (!pass[size_t(k)]) why[size_t(k)] = broken_cause(e, p);
       }
       for (size_t k = 0; k < cand.size(); ++k) {
         ++r.emulations;
         if (pass[k] & 1) continue;
         ++r.emulations;
         if (!(pass[k] & 2)) {  // broken even at C = 1, which no chunk size mends: hi stands
-          left.emplace_back(cand[k], pass[k]);
+          left.emplace_back(cand[k], why[k]);
           continue;
         }
         hi = bisect_below(gates[cand[k]], hi, serial_safe);
@@ -208,8 +208,8 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
   for (const auto& [i, cause] : left)
     if (!chunk_safe(gates[i], std::max(r.largest, 1), p, o)) {
       ++r.unrepresentable;
-      r.overflow += cause == 4;
-      r.underflow += cause == 8;
+      r.overflow += cause == BrokenCause::kOverflow;
+      r.underflow += cause == BrokenCause::kUnderflow;
     }
   r.judged = long(gates.size()) - r.unrepresentable;
   return r;

@@ -198,32 +198,27 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
   }
   // Powers of two upward while every row scanned is unbroken (safety falls with C); at
   // C = 1 the rows broken are left out, by cause. A pass at C reuses the verdicts above.
-  // 1: unbroken; broken: 0, or at C = 1 its cause (4 overflow, 8 underflow, 2 erred).
-  auto verdict = [&](const ChunkError& e, int64_t c) -> char {
-    if (!judged_broken(e)) return 1;
-    if (c > 1) return 0;
-    const BrokenCause why = broken_cause(e, p);
-    return why == BrokenCause::kOverflow ? 4 : why == BrokenCause::kUnderflow ? 8 : 2;
-  };
   std::vector<char> ok(static_cast<size_t>(rows));
+  std::vector<BrokenCause> why(static_cast<size_t>(rows), BrokenCause::kErred);
   for (int64_t c = 1; c <= c_top && !scan.empty(); c *= 2) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (size_t i = 0; i < scan.size(); ++i) {
       const int64_t row = scan[i];
-      ok[size_t(row)] = verdict(c == C ? r.sequences[size_t(row)].error : measure(row, int(c)), c);
+      const ChunkError e = c == C ? r.sequences[size_t(row)].error : measure(row, int(c));
+      ok[size_t(row)] = !judged_broken(e);
+      if (c == 1 && !ok[size_t(row)]) why[size_t(row)] = broken_cause(e, p);
     }
     if (c != C) r.emulations += long(scan.size());
     if (c == 1) {
       std::vector<int64_t> kept;
       for (int64_t row : scan) {
-        const char v = ok[size_t(row)];
-        if (v == 1) {
+        if (ok[size_t(row)]) {
           kept.push_back(row);
           continue;
         }
         ++r.left_out;
-        r.overflow += v == 4;
-        r.underflow += v == 8;
+        r.overflow += why[size_t(row)] == BrokenCause::kOverflow;
+        r.underflow += why[size_t(row)] == BrokenCause::kUnderflow;
       }
       scan = kept;
       if (scan.empty()) break;

@@ -58,8 +58,6 @@ std::string stacked_bars(const std::string& file, const std::string& label, cons
   return b + "\n";
 }
 
-}  // namespace
-
 // The chunkwise kernel on the dump's own gates, as `chunk-safety --param FILE --check`:
 // the rule over the dump's chunks, and each (batch, head) sequence emulated with its
 // own per-token gates. The [chunk_safety] table's settings, else its defaults.
@@ -110,6 +108,8 @@ Status dump_chunks(Context& c, const StudyGateDump& sd, const GateDump& d) {
   c.doc.paragraph(text + ".");
   return Status::ok();
 }
+
+}  // namespace
 
 Status section_gate_dumps(Context& c, Shared&) {
   const Study& s = c.study;

@@ -106,9 +106,9 @@ struct CheckedSafeChunk {
 // reference). A gate set the emulation breaks even at C = 1 is left out and counted, by
 // cause: no chunk size mends it (its outputs are not finite, inf or NaN from inf - inf,
 // or lie below p's smallest normal value, or p's arithmetic errs above o.tol however
-// short the chunks). The rule is conservative
-// where |log alpha| reaches 10^4 (its u sigma term is then 10 to 100 x the measured
-// error), so that one such gate set would otherwise decide the figure for all.
+// short the chunks). The rule is conservative where |log alpha| reaches 10^4 (its
+// u sigma term is then 10 to 100 x the measured error), so that one such gate set would
+// otherwise decide the figure for all.
 // The count is of those the rule calls unsafe at the figure. Emulates only where the
 // rule says unsafe, at the sizes a bisection visits (first below C = 64, above only when
 // all are safe there); the emulations run on `threads` cores (0: all), and neither the
