@@ -321,6 +321,17 @@ TEST(ChunkSets, CheckedLargestChunkIsTheRuleCheckedByEmulation) {
     EXPECT_EQ(c.underflow, 1);  // tiny
     EXPECT_EQ(c.overflow, 0);
   }
+  {
+    // Emulations counted as run: at a bound of 1 the emulation at the bound is the one
+    // at C = 1 (one run); at 2, one at 2 and one at 1.
+    // alpha = e^-60000 with beta = 1e-30: the rule's u sigma term calls even C = 1
+    // unsafe, and the outputs lie below fp32's normal range.
+    const Gates vast = gl(-60000, -1e-20, 1e-30, 1e-14);
+    const Gates one[] = {vast};
+    ASSERT_FALSE(chunk_safe(vast, 1, p, o));
+    EXPECT_EQ(largest_safe_chunk_checked(one, p, o, in, 1).emulations, 1);
+    EXPECT_EQ(largest_safe_chunk_checked(one, p, o, in, 2).emulations, 2);
+  }
 }
 
 TEST(ChunkSets, CheckedLargestChunkSaysWhyGateSetsAreLeftOut) {

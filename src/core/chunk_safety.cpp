@@ -185,7 +185,7 @@ CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precis
       for (size_t k = 0; k < cand.size(); ++k) {
         ++r.emulations;
         if (pass[k] & 1) continue;
-        ++r.emulations;
+        if (hi > 1) ++r.emulations;  // at hi = 1 the emulation above was the one at C = 1
         if (!(pass[k] & 2)) {  // broken even at C = 1, which no chunk size mends: hi stands
           left.emplace_back(cand[k], why[k]);
           continue;
