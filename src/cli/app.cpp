@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -11,7 +12,10 @@ namespace mdnstab::cli {
 App::App() : CLI::App("mdnstab: stability of momentum linear-attention recurrences (MDN and relatives)", "mdnstab") {
   require_subcommand(1);
   set_version_flag("--version", std::string("mdnstab ") + MDNSTAB_VERSION + " (" + MDNSTAB_GIT_COMMIT + ")");
-  set_config("--config", "", "read options from a TOML file");
+  set_config("--config", "", "read options from a TOML file (as --print-config writes it)");
+  // A key no option takes is an error, not silently dropped: a typo would otherwise
+  // run with the default. Subcommands inherit this when they are made.
+  allow_config_extras(CLI::config_extras_mode::error);
   add_option("--format", format_, "output: a readable table or one JSON object")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
@@ -34,13 +38,23 @@ int App::main(int argc, char** argv) {
       return exit(e);
     } catch (const CLI::CallForVersion& e) {
       return exit(e);
+    } catch (const CLI::ConfigError& e) {
+      // A key of the --config file that no option takes (CLI11 says "INI was not
+      // able to parse KEY").
+      const std::string_view what = e.what(), lead = "INI was not able to parse ";
+      if (what.starts_with(lead))
+        fmt::print(stderr, "mdnstab: error: --config {}: no option takes '{}' (--print-config lists the keys)\n",
+                   get_config_ptr()->as<std::string>(), what.substr(lead.size()));
+      else
+        fmt::print(stderr, "mdnstab: error: --config: {}\n", what);
+      return 2;
     } catch (const CLI::ParseError& e) {
       // CLI11 uses its own exit codes (105 for a range check): all bad input is 2.
       fmt::print(stderr, "mdnstab: error: {}\n", e.what());
       return 2;
     }
     if (print_config_) {
-      std::cout << config_to_str(true, false);
+      std::cout << effective_config();
       return 0;
     }
     for (auto& [sub, run] : commands_)
@@ -57,6 +71,21 @@ int App::main(int argc, char** argv) {
     fmt::print(stderr, "mdnstab: internal error: {}\n", e.what());
     return 3;
   }
+}
+
+std::string App::effective_config() const {
+  // --format, then the chosen subcommand's options under its name, each given or
+  // defaulted one as CLI11 writes it. Options with no value ("") are left out: they
+  // would not read back (a number from ""), and leaving them out means the same.
+  std::string out = fmt::format("format=\"{}\"\n", format_);
+  for (const auto& [sub, run] : commands_) {
+    if (!sub->parsed()) continue;
+    out += fmt::format("[{}]\n", sub->get_name());
+    std::istringstream lines(sub->config_to_str(true, false));
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty() && !line.ends_with("=\"\"")) out += line + "\n";
+  }
+  return out;
 }
 
 void ok_or_throw(const Status& s) {

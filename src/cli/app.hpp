@@ -32,6 +32,9 @@ class App : public CLI::App {
   Format format() const { return format_ == "json" ? Format::kJson : Format::kTable; }
   // Parses, dispatches, maps every error to its exit code.
   int main(int argc, char** argv);
+  // --print-config's TOML: --format and the chosen subcommand's effective options,
+  // which --config reads back.
+  std::string effective_config() const;
 
  private:
   std::string format_ = "table";

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "run_cli.hpp"
@@ -129,6 +130,56 @@ TEST(Cli, UnknownSubcommandAndVersion) {
   r = run_cli("--version");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("mdnstab"), std::string::npos);
+}
+
+// --print-config writes what --config reads back: the same run.
+TEST(CliConfig, PrintConfigReadsBack) {
+  const auto d = scratch_dir("config_round_trip");
+  const std::string point = "point --alpha 0.5 --log-mu -0.1 --beta 0.25 --eta 1.5 --p-scale one";
+  auto r = run_cli("--format json " + point + " --print-config");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("print-config"), std::string::npos) << r.out;  // or it would only print again
+  EXPECT_EQ(r.out.find("=\"\""), std::string::npos) << r.out;        // no empty values
+  std::ofstream(d / "point.toml") << r.out;
+  const auto direct = run_cli("--format json " + point);
+  const auto read = run_cli("--config " + (d / "point.toml").string() + " point");
+  ASSERT_EQ(read.code, 0) << read.err;
+  EXPECT_EQ(json::parse(read.out), json::parse(direct.out));
+  // A flag on the command line wins over the file.
+  const auto over = run_cli("--config " + (d / "point.toml").string() + " point --beta 0.75");
+  ASSERT_EQ(over.code, 0) << over.err;
+  EXPECT_EQ(json::parse(over.out)["gates"]["beta"], 0.75);
+  EXPECT_EQ(json::parse(over.out)["gates"]["alpha"], 0.5);
+
+  // Several values per option (two axes, two --fix, a metric list): the same CSV.
+  const std::string sweep = "sweep --axis alpha=0:1:4 --axis log_mu=-2:0:3 --fix beta=0.5 --fix eta=1 --metrics rho,regime";
+  r = run_cli(sweep + " --print-config");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ofstream(d / "sweep.toml") << r.out;
+  ASSERT_EQ(run_cli(sweep + " --out " + (d / "direct.csv").string()).code, 0);
+  ASSERT_EQ(run_cli("--config " + (d / "sweep.toml").string() + " sweep --out " + (d / "read.csv").string()).code, 0);
+  EXPECT_EQ(count_lines(slurp(d / "read.csv")), 13);
+  EXPECT_EQ(slurp(d / "read.csv"), slurp(d / "direct.csv"));
+}
+
+// A key of the file that no option takes is an error, not a default silently kept.
+TEST(CliConfig, UnknownKeysAndBadValuesExitTwo) {
+  const auto d = scratch_dir("config_bad");
+  auto put = [&](const std::string& name, const std::string& text) {
+    std::ofstream(d / name) << text;
+    return "--config " + (d / name).string() + " point --alpha 0.5 --mu 0.9 --eta 1";
+  };
+  expect_bad(put("typo.toml", "[point]\nbta = 0.5\n"), "point.bta");
+  expect_bad(put("top.toml", "betta = 0.5\n"), "betta");
+  expect_bad(put("other.toml", "[point]\nbeta = 0.5\n[sweep]\nmetric = [\"rho\"]\n"), "sweep.metric");
+  expect_bad(put("garbage.toml", "this is not toml ][\n"), "this is not toml");
+  expect_bad(put("value.toml", "[point]\nbeta = \"half\"\n"), "half");
+  expect_bad(put("range.toml", "[point]\nbeta = 1.5\n"), "beta");
+  expect_bad("--config " + (d / "missing.toml").string() + " point --alpha 0.5 --beta 0.5 --mu 0.9 --eta 1",
+             "missing.toml");
+  // The good file works: the check is not what fails above.
+  const auto ok = run_cli(put("good.toml", "[point]\nbeta = 0.5\n"));
+  EXPECT_EQ(ok.code, 0) << ok.err;
 }
 
 }  // namespace
