@@ -391,6 +391,9 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
   auto r = resolve(spec);
   if (!r.is_ok()) return r.status;
   if (opt.threads < 0) return error(Code::kInvalidArgument, fmt::format("--threads = {} must be >= 0", opt.threads));
+  if (!(opt.max_output_bytes > 0))  // NaN too; inf is no limit
+    return error(Code::kInvalidArgument,
+                 fmt::format("--max-output-gb = {} must be > 0", opt.max_output_bytes / 1e9));
   if (spec.chunk.chunk < 1 || spec.chunk.chunk > kMaxChunk)
     return error(Code::kInvalidArgument, fmt::format("--chunk = {} must be in [1, {}]", spec.chunk.chunk, kMaxChunk));
   if (!(spec.chunk.tol > 0) || !std::isfinite(spec.chunk.tol))

@@ -120,6 +120,11 @@ TEST(CliSweep, BadInputExitsTwoAndLeavesNoFile) {
              "refused");
   expect_bad("sweep --axis alpha=0:1:100000 --axis beta=0:1:10000 --fix mu=0.5 --fix eta=1 --max-output-gb 1" + out,
              "GB");
+  // The limit itself, checked with or without an output file.
+  for (const std::string gb : {"-1", "0", "nan"}) {
+    expect_bad("sweep --axis alpha=0:1:3 --fix beta=0.5" + fix + " --max-output-gb " + gb + out, "--max-output-gb");
+    expect_bad("sweep --axis alpha=0:1:3 --fix beta=0.5" + fix + " --max-output-gb " + gb, "--max-output-gb");
+  }
   EXPECT_EQ(count_entries(d), 0);
 }
 
