@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "mdnstab/gate_dump.hpp"
@@ -100,6 +101,26 @@ TEST(GateDump, BrokenDumpsNameTheTensor) {
   auto flat = t;
   for (auto& x : flat) x.shape = {30};
   expect_fails(flat, "tensor 'log_alpha' has 1 dimensions");
+}
+
+// A file named .safetensors that is none is named as such, not read as a CSV.
+TEST(GateDump, ABrokenSafetensorsNameIsNotReadAsCsv) {
+  const fs::path empty = scratch("empty.safetensors");
+  { std::ofstream(empty.string()); }
+  auto r = read_gate_dump(empty.string());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status.message.find("not a safetensors file"), std::string::npos) << r.status.message;
+  const fs::path truncated = scratch("truncated.safetensors");
+  std::ofstream(truncated.string(), std::ios::binary) << std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10);
+  r = read_gate_dump(truncated.string());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status.message.find("exceeds the file"), std::string::npos) << r.status.message;
+  // The same bytes under another name are sniffed as a CSV, as before.
+  const fs::path other = scratch("gates.txt");
+  fs::copy_file(empty, other, fs::copy_options::overwrite_existing);
+  r = read_gate_dump(other.string());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status.message.find("no header line"), std::string::npos) << r.status.message;
 }
 
 }  // namespace

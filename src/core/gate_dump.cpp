@@ -66,7 +66,9 @@ Result<GateDump> read_gate_dump(const std::string& path, PScale p) {
   f.reset();
   bool safetensors = got == 9 && head[8] == '{';
   for (int i = 5; i < 8 && safetensors; ++i) safetensors = head[i] == 0;  // a header length below 2^40
-  if (safetensors) return read_gate_safetensors(path, p);
+  // A file named .safetensors that does not look like one gets the safetensors
+  // reader's own complaint (its header length, its size), not a CSV's.
+  if (safetensors || path.ends_with(".safetensors")) return read_gate_safetensors(path, p);
   auto rows = read_gate_csv(path, p);
   if (!rows.is_ok()) return rows.status;
   if (rows.value.empty()) return error(Code::kInvalidArgument, fmt::format("'{}' holds no gate rows", path));

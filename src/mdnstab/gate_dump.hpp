@@ -22,7 +22,7 @@ struct GateDump {
 };
 
 // Dispatches on the content: a safetensors file (8-byte header length, then
-// '{'), otherwise CSV. Every value is checked; an error names the tensor and
+// '{') or a path ending in .safetensors, otherwise CSV. Every value is checked; an error names the tensor and
 // index (or CSV row and column). An empty dump is an error.
 Result<GateDump> read_gate_dump(const std::string& path, PScale p = PScale::kAlpha);
 
