@@ -60,6 +60,25 @@ TEST(CliChunkSafety, GridWritesCsvAndJsonSummary) {
   EXPECT_EQ(broken, j["broken"].get<int>());
 }
 
+// A map where the rule's model fails (beta = 0.9, tf32, alpha ~ mu ~ 1: the recurrence
+// grows under changing keys) says so in its table; a map where it holds does not.
+TEST(CliChunkSafety, WarnsWhereTheRuleMissesByADecade) {
+  const std::string near = "chunk-safety --axis log_alpha=-0.05:0:9 --axis log_mu=-0.05:0:9 --beta 0.9 --chunk 64 "
+                           "--precision tf32 --steps 512 --dk 16 --dv 16";
+  auto j = run_cli("--format json " + near);
+  ASSERT_EQ(j.code, 0) << j.err;
+  ASSERT_GT(json::parse(j.out)["far_misses"].get<int>(), 0);
+  auto t = run_cli(near);
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("warning: the rule's model does not hold"), std::string::npos) << t.out;
+  const std::string fine = "chunk-safety --axis log_alpha=-3:0:9 --axis log_mu=-3:0:7 --chunk 16 --steps 256 --dk 8 --dv 8";
+  j = run_cli("--format json " + fine);
+  ASSERT_EQ(json::parse(j.out)["far_misses"].get<int>(), 0);
+  t = run_cli(fine);
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(t.out.find("warning"), std::string::npos) << t.out;
+}
+
 TEST(CliChunkSafety, TableShowsTheMeasuredCasesAndTheRule) {
   // DESIGN.md section 5's three cases on one axis (log_mu = -1 fixed, and -2).
   auto r = run_cli("chunk-safety --precision fp32 --axis log_alpha=-1:-0.5:2 --fix log_mu=-1 --steps 256 --chunk 64");
