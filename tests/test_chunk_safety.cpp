@@ -334,6 +334,58 @@ TEST(ChunkSets, CheckedLargestChunkIsTheRuleCheckedByEmulation) {
   }
 }
 
+// The rule's safe verdicts spot-checked: each against its own emulation, a seeded
+// choice where there are more than n, the same on any number of threads.
+TEST(ChunkSets, SafeVerdictsSpotCheckedByEmulation) {
+  const ChunkInputs in = random_chunk_inputs(16, 16, 512, 0);
+  const ChunkRuleOptions o;
+  const Precision p = Precision::kTf32;
+  constexpr int C = 16;
+  // beta = 0.9 with alpha ~ mu ~ 1: the recurrence grows under changing keys; the rule
+  // predicts tf32's product roundoff alone, the emulation errs by about 1e-2.
+  const std::vector<Gates> gates = {gl(-1, -1), gl(-0.0475, -0.00875, 0.9), gl(-0.5, -2), gl(-0.01, -2),
+                                    gl(-0.2, -0.1, 0.5), gl(-0.0475, -0.01, 0.9), gl(-3, -0.5),
+                                    // beta = 1e-30, eta = 1e-14: outputs below tf32's normal range
+                                    // at any C, though the rule calls it safe
+                                    gl(-1, -0.5, 1e-30, 1e-14)};
+  long safe = 0, broken = 0, left_out = 0, worst = -1;
+  double max_error = -1;
+  for (size_t i = 0; i < gates.size(); ++i) {
+    if (!chunk_safe(gates[i], C, p, o)) continue;
+    ++safe;
+    const ChunkError e = measure_chunk_error(gates[i], in, C, p);
+    ASSERT_TRUE(e.reference_finite);
+    if (e.broken(o.tol) && measure_chunk_error(gates[i], in, 1, p).broken(o.tol)) {
+      ++left_out;
+      continue;
+    }
+    broken += e.broken(o.tol);
+    if (e.rel_rms > max_error) max_error = e.rel_rms, worst = long(i);
+  }
+  ASSERT_LT(safe, long(gates.size()));  // gl(-0.01, -2) overflows: unsafe
+  ASSERT_GE(broken, 1);                 // the rule's known limit, on purpose
+  ASSERT_EQ(left_out, 1);               // the tiny beta and eta
+  for (int threads : {1, 2, 3}) {
+    const SafeVerdictCheck r = check_safe_verdicts(gates, C, p, o, in, 100, 7, threads);
+    EXPECT_EQ(r.chunk, C);
+    EXPECT_EQ(r.safe, safe);
+    EXPECT_EQ(r.checked, safe);
+    EXPECT_EQ(r.judged, safe);
+    EXPECT_EQ(r.left_out, left_out);
+    EXPECT_EQ(r.broken, broken);
+    EXPECT_EQ(r.max_error, max_error);
+    EXPECT_EQ(r.worst, worst);
+  }
+  // Fewer than the safe ones: n of them, the same choice on any number of threads.
+  const SafeVerdictCheck a = check_safe_verdicts(gates, C, p, o, in, 2, 7, 1);
+  const SafeVerdictCheck b = check_safe_verdicts(gates, C, p, o, in, 2, 7, 2);
+  EXPECT_EQ(a.checked, 2);
+  EXPECT_EQ(a.broken, b.broken);
+  EXPECT_EQ(a.max_error, b.max_error);
+  EXPECT_EQ(a.worst, b.worst);
+  EXPECT_EQ(check_safe_verdicts(gates, C, p, o, in, 0, 7).checked, 0);
+}
+
 TEST(ChunkSets, CheckedLargestChunkSaysWhyGateSetsAreLeftOut) {
   const ChunkInputs in = random_chunk_inputs(16, 16, 2048, 3);
   const ChunkRuleOptions o;

@@ -165,6 +165,19 @@ void print_dump_check(const DumpChunkCheck& c, const ChunkInputs& in, double tol
              c.emulations, in.dk, in.dv, in.steps);
 }
 
+// Safe verdicts spot-checked at the checked figure (--check with --param NAME).
+constexpr long kSafeSpotChecks = 256;
+
+nlohmann::json spot_json(const SafeVerdictCheck& s) {
+  return {{"chunk", s.chunk},
+          {"rule_safe", s.safe},
+          {"checked", s.checked},
+          {"judged", s.judged},
+          {"left_out", s.left_out},
+          {"broken", s.broken},
+          {"max_error", s.worst >= 0 ? number_or_null(s.max_error) : nlohmann::json(nullptr)}};
+}
+
 std::string checked_text(const CheckedSafeChunk& c, const ChunkInputs& in, Precision p) {
   const std::string how = fmt::format("{} emulated passes on random q, k, v with DK = {}, DV = {}, T = {}",
                                       c.emulations, in.dk, in.dv, in.steps);
@@ -210,6 +223,15 @@ void print_counts(const GateSetChunkSafety& s, const char* what, Precision p) {
 std::string gates_text(const Gates& g) {
   return fmt::format("log_alpha={} log_mu={} beta={} eta={}", num(g.log_alpha), num(g.log_mu), num(g.beta),
                      num(g.eta));
+}
+
+std::string spot_text(const SafeVerdictCheck& s, const std::vector<Gates>& gates) {
+  std::string t = fmt::format("at C = {}, {} of the {} gate sets the rule calls safe emulated: {} broken", s.chunk,
+                              s.checked, s.safe, s.broken);
+  if (s.left_out) t += fmt::format(", {} left out (broken even at C = 1)", s.left_out);
+  if (s.worst >= 0) t += fmt::format(", largest error {}", num(s.max_error));
+  if (s.broken) t += fmt::format(" (at {}: the figure above is too large)", gates_text(gates[size_t(s.worst)]));
+  return t;
 }
 
 ChunkRuleOptions rule_options(const ChunkSafetyOptions& o) {
@@ -438,10 +460,17 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
   const GateSetChunkSafety all = analyze_chunk_safety(gates, o.chunk, prec, ro, o.threads);
   const GateSetChunkSafety init = analyze_chunk_safety(initial, o.chunk, prec, ro, o.threads);
   std::optional<CheckedSafeChunk> checked_all, checked_init;
+  std::optional<SafeVerdictCheck> spot_all, spot_init;
   if (o.check) {
     checked_all = largest_safe_chunk_checked(gates, prec, ro, inputs, kMaxChunk, o.threads);
     const bool same = initial.size() == gates.size();  // range "initial": the same samples
     checked_init = same ? checked_all : largest_safe_chunk_checked(initial, prec, ro, inputs, kMaxChunk, o.threads);
+    if (checked_all->judged)
+      spot_all = check_safe_verdicts(gates, checked_all->largest, prec, ro, inputs, kSafeSpotChecks, o.seed, o.threads);
+    if (checked_init->judged)
+      spot_init = same ? spot_all
+                       : check_safe_verdicts(initial, checked_init->largest, prec, ro, inputs, kSafeSpotChecks, o.seed,
+                                             o.threads);
   }
   if (!o.out.empty()) {
     AtomicFile f;
@@ -467,6 +496,8 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     if (checked_all) {
       j["all"]["checked"] = checked_json(*checked_all, inputs);
       j["initial"]["checked"] = checked_json(*checked_init, inputs);
+      j["all"]["checked"]["safe_spot_check"] = spot_all ? spot_json(*spot_all) : nlohmann::json(nullptr);
+      j["initial"]["checked"]["safe_spot_check"] = spot_init ? spot_json(*spot_init) : nlohmann::json(nullptr);
     }
     if (all.worst >= 0)
       j["worst"] = {{"gates", gates_json(gates[size_t(all.worst)])},
@@ -481,10 +512,12 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
   fmt::print(" all samples:\n");
   print_counts(all, "gates", prec);
   if (checked_all) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_all, inputs, prec));
+  if (spot_all) fmt::print("  safe verdicts checked:  {}\n", spot_text(*spot_all, gates));
   if (!initial.empty() && initial.size() != gates.size()) {
     fmt::print(" samples from the initialization ranges only:\n");
     print_counts(init, "gates", prec);
     if (checked_init) fmt::print("  checked by emulation:   {}\n", checked_text(*checked_init, inputs, prec));
+    if (spot_init) fmt::print("  safe verdicts checked:  {}\n", spot_text(*spot_init, initial));
   }
   if (all.worst >= 0)
     fmt::print("  worst gate at C = {}: {} (Lambda = {}, largest exponent {})\n", o.chunk,

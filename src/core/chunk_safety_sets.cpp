@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,46 @@ int pow2_floor(int c) {
 }
 
 }  // namespace
+
+SafeVerdictCheck check_safe_verdicts(std::span<const Gates> gates, int C, Precision p, const ChunkRuleOptions& o,
+                                     const ChunkInputs& in, long n, uint64_t seed, int threads) {
+  SafeVerdictCheck r;
+  r.chunk = C;
+  std::vector<long> safe;
+  for (long i = 0; i < long(gates.size()); ++i)
+    if (chunk_safe(gates[size_t(i)], C, p, o)) safe.push_back(i);
+  r.safe = long(safe.size());
+  if (n < r.safe) {  // the first n of a seeded shuffle, back in index order
+    std::mt19937_64 rng(seed);
+    std::shuffle(safe.begin(), safe.end(), rng);
+    safe.resize(size_t(std::max(n, 0L)));
+    std::sort(safe.begin(), safe.end());
+  }
+  r.checked = long(safe.size());
+  std::vector<ChunkError> err(safe.size());
+  const int nt = threads > 0 ? threads : omp_get_num_procs();
+  std::vector<char> at_one(safe.size(), 0);  // broken at C = 1 as well
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (long k = 0; k < long(safe.size()); ++k) {
+    const Gates& g = gates[size_t(safe[size_t(k)])];
+    const ChunkError& e = err[size_t(k)] = measure_chunk_error(g, in, C, p, o.beta_eps);
+    if (e.reference_finite && e.broken(o.tol))
+      at_one[size_t(k)] = C == 1 || measure_chunk_error(g, in, 1, p, o.beta_eps).broken(o.tol);
+  }
+  for (size_t k = 0; k < safe.size(); ++k) {
+    const ChunkError& e = err[k];
+    if (!e.reference_finite) continue;
+    ++r.judged;
+    if (at_one[k]) {
+      ++r.left_out;
+      continue;
+    }
+    r.broken += e.broken(o.tol);
+    const double x = e.finite ? e.rel_rms : std::numeric_limits<double>::infinity();
+    if (r.worst < 0 || x > r.max_error) r.max_error = x, r.worst = safe[k];
+  }
+  return r;
+}
 
 GateSetChunkSafety analyze_chunk_safety(std::span<const Gates> gates, int C, Precision p, const ChunkRuleOptions& o,
                                         int threads) {

@@ -319,6 +319,15 @@ TEST(CliChunkSafetyParam, CheckByEmulation) {
   EXPECT_GE(under, 1);
   EXPECT_EQ(c["left_out_overflow"], 0);
   EXPECT_LE(under, left);
+  // The rule's safe verdicts at the checked figure, spot-checked (256 of them).
+  const json& spot = c["safe_spot_check"];
+  EXPECT_EQ(spot["chunk"], c["largest_safe_chunk"]);
+  EXPECT_EQ(spot["checked"], std::min<long>(256, spot["rule_safe"].get<long>()));
+  EXPECT_GE(spot["rule_safe"].get<long>(), 1000);
+  EXPECT_LE(spot["judged"].get<long>(), spot["checked"].get<long>());
+  EXPECT_LE(spot["broken"].get<long>() + spot["left_out"].get<long>(), spot["judged"].get<long>());
+  EXPECT_EQ(spot, j2["all"]["checked"]["safe_spot_check"]);  // the same choice on any number of threads
+  EXPECT_TRUE(j["initial"]["checked"]["safe_spot_check"].is_null());
   // --range wide has no sample from the initialization box: nothing to emulate there.
   EXPECT_EQ(j["initial"]["gates"], 0);
   EXPECT_EQ(j["initial"]["checked"]["emulations"], 0);
@@ -335,6 +344,12 @@ TEST(CliChunkSafetyParam, CheckByEmulation) {
                        std::to_string(c["judged"].get<long>()) + " gate sets not left out (" + std::to_string(left) +
                        " left out: broken even at C = 1, " + std::to_string(under) +
                        " with outputs below fp32's smallest normal value"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("safe verdicts checked:  at C = " + std::to_string(spot["chunk"].get<int>()) + ", " +
+                       std::to_string(spot["checked"].get<long>()) + " of the " +
+                       std::to_string(spot["rule_safe"].get<long>()) + " gate sets the rule calls safe emulated: " +
+                       std::to_string(spot["broken"].get<long>()) + " broken"),
             std::string::npos)
       << r.out;
 }
