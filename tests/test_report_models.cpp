@@ -243,6 +243,36 @@ TEST(ReportModels, ChunkSafetyNumbersMatchTheChunkLibrary) {
   EXPECT_GT(points, 100);  // a curve, not a handful of points
   EXPECT_TRUE(fs::is_regular_file(out / "figures" / "chunk_safety_map.svg"));
   EXPECT_TRUE(fs::is_regular_file(out / "data" / "chunk_reachable.csv"));
+
+  // The rule's safe verdicts at the checked size, spot-checked: each row a sample the rule
+  // calls safe there, its error the emulation's on the map's inputs.
+  const int checked_c = int(value(f, "chunk_safety.400M.checked_safe_chunk"));
+  ASSERT_GE(checked_c, 1);
+  const ChunkInputs inputs = random_chunk_inputs(8, 8, 64, chunk_map_spec(cs, PScale::kAlpha).seed);
+  long rule_safe = 0;
+  for (const Gates& x : g) rule_safe += chunk_safe(x, checked_c, Precision::kFp32, ro);
+  std::ifstream sp(out / "data" / "chunk_safe_spot.csv");
+  std::getline(sp, line);
+  EXPECT_EQ(line, "config,index,rel_error,finite,reference_finite,left_out,broken");
+  long rows = 0, broken = 0;
+  while (std::getline(sp, line)) {
+    char cfg[16] = {};
+    long index = -1;
+    double err = 0;
+    int finite = 0, ref = 0, left = 0, brk = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%15[^,],%ld,%lf,%d,%d,%d,%d", cfg, &index, &err, &finite, &ref, &left, &brk), 7)
+        << line;
+    ASSERT_GE(index, 0);
+    ASSERT_LT(index, long(g.size()));
+    EXPECT_STREQ(cfg, "400M");
+    EXPECT_TRUE(chunk_safe(g[size_t(index)], checked_c, Precision::kFp32, ro)) << index;
+    EXPECT_EQ(err, measure_chunk_error(g[size_t(index)], inputs, checked_c, Precision::kFp32).rel_rms) << index;
+    ++rows;
+    broken += brk;
+  }
+  EXPECT_EQ(rows, std::min(kSafeSpotChecks, rule_safe));
+  EXPECT_EQ(value(f, "chunk_safety.400M.safe_spot_checked"), rows);
+  EXPECT_EQ(value(f, "chunk_safety.400M.safe_spot_broken"), broken);
 }
 
 // The synthetic example of analysis/synthetic-model.toml is what its spec says:

@@ -165,9 +165,6 @@ void print_dump_check(const DumpChunkCheck& c, const ChunkInputs& in, double tol
              c.emulations, in.dk, in.dv, in.steps);
 }
 
-// Safe verdicts spot-checked at the checked figure (--check with --param NAME).
-constexpr long kSafeSpotChecks = 256;
-
 nlohmann::json spot_json(const SafeVerdictCheck& s) {
   return {{"chunk", s.chunk},
           {"rule_safe", s.safe},

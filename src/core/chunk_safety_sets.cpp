@@ -63,6 +63,7 @@ SafeVerdictCheck check_safe_verdicts(std::span<const Gates> gates, int C, Precis
   }
   for (size_t k = 0; k < safe.size(); ++k) {
     const ChunkError& e = err[k];
+    r.samples.push_back({safe[k], e, at_one[k] != 0});
     if (!e.reference_finite) continue;
     ++r.judged;
     if (at_one[k]) {

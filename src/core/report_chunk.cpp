@@ -71,6 +71,7 @@ Status section_chunk_safety(Context& c, Shared&) {
   c.progress(fmt::format("chunk safety: {} x {} emulated chunkwise passes ({} tokens, DK {}, DV {}, C = {}, {})", N, N,
                          cs.steps, cs.dk, cs.dv, cs.chunk, to_string(cs.precision)));
   c.seeds["chunk_safety.inputs"] = spec.seed;
+  c.seeds["chunk_safety.safe_spot_choice"] = spec.seed;
   auto run = run_chunk_map(spec);
   if (interrupted()) return interrupted_status();
   if (!run.is_ok()) return error(run.status.code, fmt::format("chunk safety map: {}", run.status.message));
@@ -197,6 +198,25 @@ Status section_chunk_safety(Context& c, Shared&) {
       }
       std::vector<CheckedSafeChunk> checked;
       for (const auto& gates : per_cfg) checked.push_back(largest_safe_chunk_checked(gates, cs.precision, ro, inputs));
+      // The rule's safe verdicts at the checked size, spot-checked by the same emulation.
+      std::vector<SafeVerdictCheck> spots;
+      CsvWriter sc({"config", "index", "rel_error", "finite", "reference_finite", "left_out", "broken"});
+      for (size_t ci = 0; ci < per_cfg.size(); ++ci) {
+        if (interrupted()) return interrupted_status();
+        spots.push_back(checked[ci].judged ? check_safe_verdicts(per_cfg[ci], checked[ci].largest, cs.precision, ro,
+                                                                 inputs, kSafeSpotChecks, spec.seed)
+                                           : SafeVerdictCheck{});
+        for (const SafeVerdictCheck::Sample& x : spots.back().samples)
+          sc.str(p.configs[ci].name)
+              .num(double(x.index))
+              .exact(x.error.rel_rms)
+              .num(x.error.finite)
+              .num(x.error.reference_finite)
+              .num(x.left_out)
+              .num(x.error.reference_finite && !x.left_out && x.error.broken(ro.tol))
+              .end();
+      }
+      if (Status e = write_text(c.data("chunk_safe_spot.csv"), sc.text); !e.is_ok()) return e;
       CsvWriter rc(head);
       for (size_t i = 0; i < per_cfg[0].size(); ++i) {
         // Positions to 6 digits (the figure's dots); the verdicts are the data behind the fractions.
@@ -276,6 +296,18 @@ Status section_chunk_safety(Context& c, Shared&) {
           sent += fmt::format(" ({} sample{} left out: the emulation breaks {} even at C = 1, {})",
                               c.state(key + ".checked_left_out", double(left), fmt::format("{}", left)), left == 1 ? "" : "s",
                               left == 1 ? "it" : "them", fmt::join(why, ", "));
+        }
+        if (const SafeVerdictCheck& sp = spots[ci]; sp.checked) {
+          sent += fmt::format(
+              "; of the {} samples the rule calls safe at C = {}, {} emulated the same way broke{} ({} checked, a "
+              "seeded choice)",
+              sp.safe, sp.chunk,
+              c.state(key + ".safe_spot_broken", double(sp.broken), fmt::format("{}", sp.broken)),
+              sp.left_out ? fmt::format(" and {} more broke even at C = 1",
+                                        c.state(key + ".safe_spot_left_out", double(sp.left_out),
+                                                fmt::format("{}", sp.left_out)))
+                          : std::string(),
+              c.state(key + ".safe_spot_checked", double(sp.checked), fmt::format("{}", sp.checked)));
         }
         if (r.worst >= 0)
           sent += fmt::format("; the worst sample ({}) has Λ = {}", gates_text(per_cfg[ci][size_t(r.worst)]),

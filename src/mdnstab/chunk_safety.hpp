@@ -116,25 +116,6 @@ struct CheckedSafeChunk {
 CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o,
                                             const ChunkInputs& in, int c_max = kMaxChunk, int threads = 0);
 
-// The rule's "safe" verdicts at C, spot-checked by emulation. largest_safe_chunk_checked()
-// emulates only where the rule says unsafe; this takes up to n of the gate sets the
-// rule calls safe at C (a seeded random choice where there are more, the same on any
-// number of threads) and emulates each on `in` at C. The rule can call safe what
-// breaks where the recurrence grows under changing keys (README, "known limit").
-struct SafeVerdictCheck {
-  int chunk = 0;
-  long safe = 0;         // gate sets the rule calls safe at C
-  long checked = 0;      // of those, emulated
-  long judged = 0;       // of those, with a finite fp64 reference
-  long left_out = 0;     // of those, broken even at C = 1, which no chunk size mends (as
-                         // largest_safe_chunk_checked leaves them out)
-  long broken = 0;       // the others broken at C: not finite or error above o.tol
-  double max_error = 0;  // the largest error among the judged not left out (inf: not finite)
-  long worst = -1;       // the gate set with it (index into gates), -1 if none
-};
-SafeVerdictCheck check_safe_verdicts(std::span<const Gates> gates, int C, Precision p, const ChunkRuleOptions& o,
-                                     const ChunkInputs& in, long n, uint64_t seed, int threads = 0);
-
 struct ChunkError {
   double rel_rms = 0;    // |o - o_ref|_F / |o_ref|_F (inf when o is not finite)
   double max_abs = 0;    // max |o - o_ref|
@@ -152,6 +133,32 @@ struct ChunkError {
 // smallest normal value (underflow), or else p's arithmetic errs above the tolerance.
 enum class BrokenCause { kOverflow, kUnderflow, kErred };
 BrokenCause broken_cause(const ChunkError& e, Precision p);
+
+// The rule's "safe" verdicts at C, spot-checked by emulation. largest_safe_chunk_checked()
+// emulates only where the rule says unsafe; this takes up to n of the gate sets the
+// rule calls safe at C (a seeded random choice where there are more, the same on any
+// number of threads) and emulates each on `in` at C. The rule can call safe what
+// breaks where the recurrence grows under changing keys (README, "known limit").
+inline constexpr long kSafeSpotChecks = 256;  // safe verdicts emulated by the CLI and the report
+struct SafeVerdictCheck {
+  int chunk = 0;
+  long safe = 0;         // gate sets the rule calls safe at C
+  long checked = 0;      // of those, emulated
+  long judged = 0;       // of those, with a finite fp64 reference
+  long left_out = 0;     // of those, broken even at C = 1, which no chunk size mends (as
+                         // largest_safe_chunk_checked leaves them out)
+  long broken = 0;       // the others broken at C: not finite or error above o.tol
+  double max_error = 0;  // the largest error among the judged not left out (inf: not finite)
+  long worst = -1;       // the gate set with it (index into gates), -1 if none
+  struct Sample {
+    long index = 0;  // into gates
+    ChunkError error;
+    bool left_out = false;
+  };
+  std::vector<Sample> samples;  // every one emulated, in index order
+};
+SafeVerdictCheck check_safe_verdicts(std::span<const Gates> gates, int C, Precision p, const ChunkRuleOptions& o,
+                                     const ChunkInputs& in, long n, uint64_t seed, int threads = 0);
 
 // Emulated chunk output with gates g held constant over every token, against
 // recurrent_ref in fp64 on the same inputs rounded to p (so only the algorithm's

@@ -291,6 +291,29 @@ def main(d):
                     check_value(numeric, f"chunk_safety.{cfg}.initial.fraction_unsafe",
                                 sum(x[col] == "0" for x in init) / len(init))
                 checked += 1
+    sp = os.path.join(data, "chunk_safe_spot.csv")
+    if os.path.exists(sp):
+        # The rule's safe verdicts spot-checked by emulation: counts per config, and each
+        # row's broken flag from its own error (left out: broken even at C = 1).
+        by = {}
+        for x in rows_str(sp):
+            by.setdefault(x["config"], []).append(x)
+        for cfg, r in by.items():
+            key = f"chunk_safety.{cfg}"
+            broken = left = 0
+            for x in r:
+                err, fin, ref, lo = float(x["rel_error"]), x["finite"] == "1", x["reference_finite"] == "1", x["left_out"] == "1"
+                want = ref and not lo and (not fin or not err <= 1e-2)
+                if (x["broken"] == "1") != want:
+                    fail(f"{key}: spot-checked sample {x['index']} broken = {x['broken']} with error {err}",
+                         "spot broken flag")
+                broken += want
+                left += ref and lo
+            check_value(numeric, f"{key}.safe_spot_checked", len(r))
+            check_value(numeric, f"{key}.safe_spot_broken", broken)
+            if left:
+                check_value(numeric, f"{key}.safe_spot_left_out", left)
+            checked += 2
     # Configs said to be identical: the samples whose mu differs.
     reach = sorted(n for n in os.listdir(data) if re.fullmatch(r"reachable_(.+)\.csv", n))
     if len(reach) == 2:
