@@ -299,15 +299,14 @@ Status section_chunk_safety(Context& c, Shared&) {
         }
         if (const SafeVerdictCheck& sp = spots[ci]; sp.checked) {
           sent += fmt::format(
-              "; of the {} samples the rule calls safe at C = {}, {} emulated the same way broke{} ({} checked, a "
-              "seeded choice)",
-              sp.safe, sp.chunk,
-              c.state(key + ".safe_spot_broken", double(sp.broken), fmt::format("{}", sp.broken)),
-              sp.left_out ? fmt::format(" and {} more broke even at C = 1",
+              "; {} of the {} samples the rule calls safe at C = {} (a seeded choice), emulated the same way: {} "
+              "broke{}",
+              c.state(key + ".safe_spot_checked", double(sp.checked), fmt::format("{}", sp.checked)), sp.safe,
+              sp.chunk, c.state(key + ".safe_spot_broken", double(sp.broken), fmt::format("{}", sp.broken)),
+              sp.left_out ? fmt::format(", not counting {} that break even at C = 1",
                                         c.state(key + ".safe_spot_left_out", double(sp.left_out),
                                                 fmt::format("{}", sp.left_out)))
-                          : std::string(),
-              c.state(key + ".safe_spot_checked", double(sp.checked), fmt::format("{}", sp.checked)));
+                          : std::string());
         }
         if (r.worst >= 0)
           sent += fmt::format("; the worst sample ({}) has Λ = {}", gates_text(per_cfg[ci][size_t(r.worst)]),
