@@ -51,28 +51,26 @@ SafeVerdictCheck check_safe_verdicts(std::span<const Gates> gates, int C, Precis
     std::sort(safe.begin(), safe.end());
   }
   r.checked = long(safe.size());
-  std::vector<ChunkError> err(safe.size());
+  r.samples.resize(safe.size());
   const int nt = threads > 0 ? threads : omp_get_num_procs();
-  std::vector<char> at_one(safe.size(), 0);  // broken at C = 1 as well
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (long k = 0; k < long(safe.size()); ++k) {
-    const Gates& g = gates[size_t(safe[size_t(k)])];
-    const ChunkError& e = err[size_t(k)] = measure_chunk_error(g, in, C, p, o.beta_eps);
-    if (e.reference_finite && e.broken(o.tol))
-      at_one[size_t(k)] = C == 1 || measure_chunk_error(g, in, 1, p, o.beta_eps).broken(o.tol);
+    SafeVerdictCheck::Sample& x = r.samples[size_t(k)];
+    x.index = safe[size_t(k)];
+    const Gates& g = gates[size_t(x.index)];
+    x.error = measure_chunk_error(g, in, C, p, o.beta_eps);
+    if (!x.error.reference_finite || !x.error.broken(o.tol)) continue;
+    x.left_out = C == 1 || measure_chunk_error(g, in, 1, p, o.beta_eps).broken(o.tol);
+    x.broken = !x.left_out;
   }
-  for (size_t k = 0; k < safe.size(); ++k) {
-    const ChunkError& e = err[k];
-    r.samples.push_back({safe[k], e, at_one[k] != 0});
-    if (!e.reference_finite) continue;
+  for (const SafeVerdictCheck::Sample& x : r.samples) {
+    if (!x.error.reference_finite) continue;
     ++r.judged;
-    if (at_one[k]) {
-      ++r.left_out;
-      continue;
-    }
-    r.broken += e.broken(o.tol);
-    const double x = e.finite ? e.rel_rms : std::numeric_limits<double>::infinity();
-    if (r.worst < 0 || x > r.max_error) r.max_error = x, r.worst = safe[k];
+    r.left_out += x.left_out;
+    if (x.left_out) continue;
+    r.broken += x.broken;
+    const double e = x.error.finite ? x.error.rel_rms : std::numeric_limits<double>::infinity();
+    if (r.worst < 0 || e > r.max_error) r.max_error = e, r.worst = x.index;
   }
   return r;
 }

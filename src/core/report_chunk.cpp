@@ -213,7 +213,7 @@ Status section_chunk_safety(Context& c, Shared&) {
               .num(x.error.finite)
               .num(x.error.reference_finite)
               .num(x.left_out)
-              .num(x.error.reference_finite && !x.left_out && x.error.broken(ro.tol))
+              .num(x.broken)
               .end();
       }
       if (Status e = write_text(c.data("chunk_safe_spot.csv"), sc.text); !e.is_ok()) return e;

@@ -153,7 +153,8 @@ struct SafeVerdictCheck {
   struct Sample {
     long index = 0;  // into gates
     ChunkError error;
-    bool left_out = false;
+    bool left_out = false;  // broken at C and at C = 1 (finite reference)
+    bool broken = false;    // broken at C only (finite reference): the rule's verdict was wrong
   };
   std::vector<Sample> samples;  // every one emulated, in index order
 };

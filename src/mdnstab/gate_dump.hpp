@@ -21,9 +21,9 @@ struct GateDump {
   const Gates& at(int64_t b, int64_t t, int64_t h) const { return gates[size_t((b * time + t) * heads + h)]; }
 };
 
-// Dispatches on the content: a safetensors file (8-byte header length, then
-// '{') or a path ending in .safetensors, otherwise CSV. Every value is checked; an error names the tensor and
-// index (or CSV row and column). An empty dump is an error.
+// Dispatches on the content: a safetensors file (8-byte header length, then '{') or
+// a path ending in .safetensors, otherwise CSV. Every value is checked; an error names
+// the tensor and index (or CSV row and column). An empty dump is an error.
 Result<GateDump> read_gate_dump(const std::string& path, PScale p = PScale::kAlpha);
 
 // The safetensors form alone. Reads only the four tensors (any of F64, F32,
