@@ -36,7 +36,16 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
   spec.p_scale = resolve_p_scale(o.p_scale);
   for (const auto& a : o.axes) spec.axes.push_back(value_or_throw(parse_axis(a)));
   for (const auto& f : o.fixed) spec.fixed.push_back(value_or_throw(parse_fixed(f)));
-  for (const auto& m : o.metrics) spec.metrics.push_back(m);
+  // Split here, not by CLI11's delimiter, which drops empty items: "rho," is refused.
+  for (const auto& list : o.metrics)
+    for (size_t at = 0;;) {
+      const size_t comma = list.find(',', at);
+      const std::string name = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      if (name.empty()) throw UsageError(fmt::format("--metrics '{}': an empty metric name", list));
+      spec.metrics.push_back(name);
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
   spec.chunk.chunk = o.chunk;
   spec.chunk.precision = value_or_throw(parse_precision(o.precision));
   spec.chunk.tol = o.chunk_tol;
@@ -94,8 +103,7 @@ void setup_sweep(App& app) {
   CLI::App* sub = app.add_subcommand("sweep", "spectral metrics over a grid of gates, to CSV");
   sub->add_option("--axis", o->axes, "NAME=START:STOP:N over alpha, beta, mu, eta, log_alpha, log_mu (1 to 4)");
   sub->add_option("--fix", o->fixed, "NAME=VALUE for each gate no axis covers");
-  sub->add_option("--metrics", o->metrics, "metrics to write (default: all spectral ones; see --list-metrics)")
-      ->delimiter(',');
+  sub->add_option("--metrics", o->metrics, "metrics to write, comma-separated (default: all spectral ones; see --list-metrics)");
   sub->add_option("--out", o->out,
                   "CSV file, one row per grid point (written whole or not at all; large files by direct I/O, "
                   "MDNSTAB_DIRECT_IO=0 to turn that off)");

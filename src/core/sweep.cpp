@@ -411,7 +411,9 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
     std::error_code ec;
     const fs::path p(opt.out_path);
     const auto space = fs::space(p.has_parent_path() ? p.parent_path() : fs::path("."), ec);
-    if (!ec && bytes > 0.95 * double(space.available))
+    // A file system that reports no blocks at all (/proc, /sys) says nothing about room:
+    // creating the file there fails with its own message.
+    if (!ec && space.capacity > 0 && bytes > 0.95 * double(space.available))
       return error(Code::kTooLarge, fmt::format("sweep output of about {:.3g} GB refused: only {:.3g} GB free",
                                                 bytes / 1e9, double(space.available) / 1e9));
   }

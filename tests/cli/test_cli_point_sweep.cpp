@@ -112,9 +112,15 @@ TEST(CliSweep, BadInputExitsTwoAndLeavesNoFile) {
   expect_bad("sweep --axis alpha=0:1:3 --axis alpha=0:1:3 --fix beta=0.5" + fix + out, "alpha");
   expect_bad("sweep --axis alpha=0:1:3 --axis log_alpha=-1:0:3 --fix beta=0.5" + fix + out, "alpha");
   expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3" + fix + " --metrics rho,bogus" + out, "bogus");
+  // Empty names, which CLI11's own splitting would drop.
+  expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3" + fix + " --metrics rho," + out, "empty metric name");
+  expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3" + fix + " --metrics rho,,regime" + out, "rho,,regime");
+  expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3" + fix + " --metrics ,rho" + out, "empty metric name");
   expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3 --fix mu=nan --fix eta=1" + out, "mu");
   expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3 --fix eta=1" + out, "mu");
   expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3" + fix + " --out /nonexistent/dir/x.csv", "/nonexistent");
+  // /proc reports no blocks: "cannot write" (root passes access(W_OK) there), not "0 GB free".
+  expect_bad("sweep --axis alpha=0:1:3 --axis beta=0:1:3" + fix + " --out /proc/mdnstab_x.csv", "cannot write");
   expect_bad("sweep --axis alpha=0:1:100000 --axis beta=0:1:100000 --axis mu=0:1:100" + std::string(" --fix eta=1") +
                  out,
              "refused");
