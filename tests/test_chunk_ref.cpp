@@ -160,7 +160,8 @@ TEST(ChunkRef, DoubleMatchesRecurrentWhereTheRuleSaysSafe) {
               }
               ChunkRuleOptions o;
               o.steps = p.T;
-              worst = std::max(worst, chunk_risk(la, lm, beta, Precision::kFp64, o).predicted_error);
+              // gamma unknown: the errors of the products taken to add up over the sequence.
+              worst = std::max(worst, chunk_risk(la, lm, beta, NAN, Precision::kFp64, o).predicted_error);
             }
           }
         Outputs r;

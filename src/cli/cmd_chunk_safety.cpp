@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -235,6 +236,7 @@ ChunkRuleOptions rule_options(const ChunkSafetyOptions& o) {
   ChunkRuleOptions r;
   r.tol = o.tol;
   r.steps = o.steps;
+  r.dk = o.dk;
   r.beta_eps = o.beta_eps;
   return r;
 }
@@ -383,14 +385,16 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
     const GateDump d = value_or_throw(read_gate_dump(o.param, ps));
     if (o.chunk > d.time)
       throw UsageError(fmt::format("chunk size C = {} is larger than the dump's sequence (time {})", o.chunk, d.time));
-    const DumpChunkSafety r = value_or_throw(analyze_chunk_safety(d, o.chunk, prec, ro, o.threads));
+    ChunkRuleOptions rd = ro;  // the dump's sequences are its time long
+    rd.steps = int(std::min<int64_t>(d.time, std::numeric_limits<int>::max()));
+    const DumpChunkSafety r = value_or_throw(analyze_chunk_safety(d, o.chunk, prec, rd, o.threads));
     // --check: the dump's own sequences through the emulation, T = its time.
     std::optional<DumpChunkCheck> chk;
     ChunkInputs dump_inputs;
     if (o.check) {
       ok_or_throw(check_chunk_inputs(o.dk, o.dv, d.time));
       dump_inputs = random_chunk_inputs(o.dk, o.dv, int(d.time), o.seed);
-      chk = value_or_throw(check_dump_chunks(d, o.chunk, prec, ro, dump_inputs, o.threads, o.max_hours * 3600));
+      chk = value_or_throw(check_dump_chunks(d, o.chunk, prec, rd, dump_inputs, o.threads, o.max_hours * 3600));
     }
     if (!o.out.empty()) {
       AtomicFile f;
@@ -400,7 +404,7 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
         for (int64_t t = 0; t < d.time; ++t)
           for (int64_t h = 0; h < d.heads; ++h) {
             const Gates& g = d.at(b, t, h);
-            const ChunkRisk k = chunk_risk(g, o.chunk, prec, ro);
+            const ChunkRisk k = chunk_risk(g, o.chunk, prec, rd);
             buf += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", b, t, h, g.alpha, g.beta, g.mu, g.eta,
                                g.log_alpha, g.log_mu, k.log_cancellation, k.max_exponent, k.predicted_error,
                                int(chunk_safe(k, o.tol)));

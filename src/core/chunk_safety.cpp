@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "mdnstab/atomic_file.hpp"
+#include "mdnstab/lyapunov.hpp"
 
 namespace mdnstab {
 
@@ -25,6 +26,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Elementwise stages whose rounding reaches the output (normalization, gate
 // products, pseudo-values, inter and intra output, their sum): a count, not a fit.
 constexpr double kRoundedStages = 8;
+// Rounded matrix products a token's key update passes through on its way into S and M
+// (the pseudo-values X V and Y S or Z M, and the state update K^T (.)): a count.
+constexpr double kStateProducts = 4;
 
 double log_add_exp(double a, double b) {
   if (a == -kInf) return b;
@@ -46,13 +50,14 @@ double rms_rel(const std::vector<double>& x, const std::vector<double>& ref, boo
 }  // namespace
 
 ChunkRisk chunk_risk(std::span<const double> log_alpha, std::span<const double> log_mu, std::span<const double> beta,
-                     Precision p, const ChunkRuleOptions& o) {
+                     double key_memory, Precision p, const ChunkRuleOptions& o) {
   const PrecisionTraits tr = traits(p);
   ChunkRisk r;
   const size_t L = log_alpha.size();
   double lA = 0, lM = 0, sd = 0, lC = -kInf;
   double sum_a2 = 0, sum_m2 = 0, sum_d2 = 0, max_lc = 0, max_decay = -kInf;
   double lse = -kInf;  // log sum_t exp(2 kappa_t) (1 + |log C_t|)^2
+  double beta_max = 0;
   r.max_exponent = -kInf;
   for (size_t t = 0; t < L; ++t) {
     if (!std::isfinite(log_alpha[t]) || !std::isfinite(log_mu[t])) {
@@ -70,6 +75,7 @@ ChunkRisk chunk_risk(std::span<const double> log_alpha, std::span<const double> 
     sum_a2 += lA * lA;
     sum_m2 += lM * lM;
     sum_d2 += sd * sd;
+    beta_max = std::max(beta_max, beta[t]);
     const double lc = std::log(beta[t] + o.beta_eps) + sd;
     const double lC_prev = lC;
     lC = log_add_exp(lC, lc);
@@ -89,18 +95,56 @@ ChunkRisk chunk_risk(std::span<const double> log_alpha, std::span<const double> 
   // The memory of the state in chunks: rounding errors of S and M add up over
   // the slower of the two decays (capped at the sequence).
   const double horizon = std::min(double(o.steps), max_decay < 0 ? -1.0 / std::expm1(max_decay) : kInf);
+  r.key_memory = std::isnan(key_memory) ? double(o.steps) : key_memory;
   const double cancel = L && lse > -kInf ? std::exp(0.5 * (lse - std::log(double(L)))) : 0.0;
   const double err = tr.unit_roundoff * (cancel + r.log_magnitude) +
                      tr.unit_roundoff * std::sqrt(kRoundedStages + horizon / std::max<double>(double(L), 1.0)) +
-                     tr.product_unit_roundoff;
+                     tr.product_unit_roundoff * std::sqrt(1 + kStateProducts * beta_max * r.key_memory);
   r.predicted_error = r.overflow ? 1.0 : std::min(1.0, err);
   return r;
 }
 
-ChunkRisk chunk_risk(const Gates& g, int C, Precision p, const ChunkRuleOptions& o) {
+double key_growth(const Gates& g, const ChunkRuleOptions& o) { return mean_square_growth(g, o.dk); }
+
+double key_memory(double r, long steps) {
+  const double T = double(std::max(steps, 1L));
+  if (std::isnan(r)) return T;
+  // q^(a-1) over a = 1..T, q = r^2; for q > 1 the same sum taken from the other end
+  // (weights p^(b-1), p = 1/q, over b = T + 1 - a), so that no power overflows.
+  const double q = r * r;
+  auto mean_age = [T](double lq) {  // lq = log q < 0: 1/(1-q) - T q^T / (1 - q^T)
+    return -1 / std::expm1(lq) - T / std::expm1(-T * lq);
+  };
+  const double lq = std::log(q);
+  if (!(std::fabs(lq) > 1e-12)) return (T + 1) / 2;  // q ~ 1 (or r = 0: lq = -inf, below)
+  if (lq == -kInf) return 1;
+  return lq < 0 ? mean_age(lq) : T + 1 - mean_age(-lq);
+}
+
+std::vector<double> key_memory_along(std::span<const double> r) {
+  std::vector<double> k(r.size());
+  double w = 0, age = 0;  // the weight of what the state holds, and its mean age
+  for (size_t t = 0; t < r.size(); ++t) {
+    if (std::isnan(r[t])) {  // unknown: as growing
+      w = kInf;
+    } else if (r[t] == 0) {  // the token wipes the state (and inf * 0 is no weight)
+      w = 0;
+    } else {
+      w = (w * r[t]) * r[t];  // (0 stays 0 where r^2 overflows)
+    }
+    const double old = w == kInf ? 1.0 : w / (w + 1);  // share of the earlier content
+    age = old * (age + 1) + (1 - old);
+    w = w == kInf ? kInf : w + 1;
+    k[t] = age;
+  }
+  return k;
+}
+
+ChunkRisk chunk_risk(const Gates& g, int C, Precision p, const ChunkRuleOptions& o,
+                     std::optional<double> key_memory) {
   const size_t n = size_t(std::max(C, 1));
   const std::vector<double> la(n, g.log_alpha), lm(n, g.log_mu), b(n, g.beta);
-  return chunk_risk(la, lm, b, p, o);
+  return chunk_risk(la, lm, b, key_memory ? *key_memory : mdnstab::key_memory(key_growth(g, o), o.steps), p, o);
 }
 
 bool chunk_safe(const ChunkRisk& r, double tol) { return !r.overflow && r.predicted_error <= tol; }
@@ -465,6 +509,7 @@ Result<ChunkMapSummary> run_chunk_map(const ChunkMapSpec& spec) {
   ChunkRuleOptions ro;
   ro.tol = spec.tol;
   ro.steps = spec.steps;
+  ro.dk = spec.dk;
   ro.beta_eps = spec.beta_eps;
 
   ChunkMapSummary sum;

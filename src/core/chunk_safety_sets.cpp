@@ -17,15 +17,32 @@ namespace mdnstab {
 
 namespace {
 
-// The rule's risk of the dump's chunk [t0, t0 + len) of row (b, h) (cut at the end).
-ChunkRisk dump_chunk_risk(const GateDump& d, int64_t b, int64_t h, int64_t t0, int64_t len, Precision p,
-                          const ChunkRuleOptions& o) {
+// K_t of every token of the dump (key_memory_along each row), in d.gates' order.
+std::vector<double> token_memory(const GateDump& d, const ChunkRuleOptions& o, int threads) {
+  std::vector<double> k(d.gates.size());
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t row = 0; row < d.batch * d.heads; ++row) {
+    const int64_t b = row / d.heads, h = row % d.heads;
+    std::vector<double> r(size_t(d.time));
+    for (int64_t t = 0; t < d.time; ++t) r[size_t(t)] = key_growth(d.at(b, t, h), o);
+    const std::vector<double> kt = key_memory_along(r);
+    for (int64_t t = 0; t < d.time; ++t) k[size_t((b * d.time + t) * d.heads + h)] = kt[size_t(t)];
+  }
+  return k;
+}
+
+// The rule's risk of the dump's chunk [t0, t0 + len) of row (b, h) (cut at the end),
+// with the largest K_t of its tokens (memory: token_memory(d, o)).
+ChunkRisk dump_chunk_risk(const GateDump& d, std::span<const double> memory, int64_t b, int64_t h, int64_t t0,
+                          int64_t len, Precision p, const ChunkRuleOptions& o) {
   std::vector<double> la, lm, beta;
+  double k = 0;
   for (int64_t t = t0; t < std::min<int64_t>(d.time, t0 + len); ++t) {
     const Gates& g = d.at(b, t, h);
     la.push_back(g.log_alpha), lm.push_back(g.log_mu), beta.push_back(g.beta);
+    k = std::max(k, memory[size_t((b * d.time + t) * d.heads + h)]);
   }
-  return chunk_risk(la, lm, beta, p, o);
+  return chunk_risk(la, lm, beta, k, p, o);
 }
 
 int pow2_floor(int c) {
@@ -93,8 +110,9 @@ GateSetChunkSafety analyze_chunk_safety(std::span<const Gates> gates, int C, Pre
     const int tid = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 256)
     for (long i = 0; i < long(gates.size()); ++i) {
+      const double memory = key_memory(key_growth(gates[size_t(i)], o), o.steps);
       for (size_t k = 0; k < sizes.size(); ++k) {
-        const ChunkRisk risk = chunk_risk(gates[size_t(i)], sizes[k], p, o);
+        const ChunkRisk risk = chunk_risk(gates[size_t(i)], sizes[k], p, o, memory);
         if (!chunk_safe(risk, o.tol)) ++u[k];
         if (risk.overflow) ++ov[k];
         if (k == ns && risk.log_cancellation > worst_err[size_t(tid)]) {
@@ -128,6 +146,7 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
   DumpChunkSafety r;
   r.tokens = analyze_chunk_safety(d.gates, C, p, o, threads);
   const int nt = threads > 0 ? threads : omp_get_num_procs();
+  const std::vector<double> memory = token_memory(d, o, nt);
   // The dump's own chunks at size c: counts, and the worst one.
   struct Scan {
     long chunks = 0, unsafe = 0, overflow = 0, tokens_unsafe = 0;
@@ -145,7 +164,7 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
         const int64_t b = row / d.heads, h = row % d.heads;
         for (int64_t t0 = 0; t0 < d.time; t0 += c) {
           const int64_t t1 = std::min<int64_t>(d.time, t0 + c);
-          const ChunkRisk risk = dump_chunk_risk(d, b, h, t0, c, p, o);
+          const ChunkRisk risk = dump_chunk_risk(d, memory, b, h, t0, c, p, o);
           ++s.chunks;
           if (!chunk_safe(risk, o.tol)) ++s.unsafe, s.tokens_unsafe += t1 - t0;
           if (risk.overflow) ++s.overflow;
@@ -165,7 +184,7 @@ Result<DumpChunkSafety> analyze_chunk_safety(const GateDump& d, int C, Precision
   r.chunks = at.chunks, r.unsafe_chunks = at.unsafe, r.overflow_chunks = at.overflow;
   r.tokens_in_unsafe_chunks = at.tokens_unsafe;
   r.worst_b = at.b, r.worst_t = at.t, r.worst_h = at.h;
-  if (at.b >= 0) r.worst_risk = dump_chunk_risk(d, at.b, at.h, at.t, C, p, o);
+  if (at.b >= 0) r.worst_risk = dump_chunk_risk(d, memory, at.b, at.h, at.t, C, p, o);
   // Powers of two up to the sequence: the risk of a chunk grows with its length.
   for (int c = 1; c <= std::min<int64_t>(d.time, kMaxChunk); c *= 2) {
     if (scan(c).unsafe > 0) break;
@@ -203,6 +222,7 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
   DumpChunkCheck r;
   r.chunk = C;
   r.sequences.resize(size_t(rows));
+  const std::vector<double> memory = token_memory(d, o, nt);
   auto measure = [&](int64_t row, int c) {
     const int64_t b = row / d.heads, h = row % d.heads;
     std::vector<double> la, lm, beta, eta;
@@ -222,7 +242,7 @@ Result<DumpChunkCheck> check_dump_chunks(const GateDump& d, int C, Precision p, 
     q.error = measure(row, C);
     q.broken = judged_broken(q.error);
     for (int64_t t0 = 0; t0 < d.time && q.rule_safe; t0 += C)
-      q.rule_safe = chunk_safe(dump_chunk_risk(d, q.batch, q.head, t0, C, p, o), o.tol);
+      q.rule_safe = chunk_safe(dump_chunk_risk(d, memory, q.batch, q.head, t0, C, p, o), o.tol);
   }
   r.emulations = rows;
   std::vector<int64_t> scan;  // the judged rows the power-of-two scan follows

@@ -8,8 +8,11 @@
 #include <limits>
 #include <string>
 
+#include <Eigen/Dense>
 #include <fmt/format.h>
 #include <omp.h>
+
+#include "mdnstab/linearization.hpp"
 
 namespace mdnstab {
 
@@ -97,6 +100,19 @@ Status parse_keys(const std::string& spec, LyapunovOptions& opt) {
     return error(Code::kInvalidArgument, fmt::format("--keys {}: '{}' is not a finite angle in radians", spec, a));
   }
   return error(Code::kInvalidArgument, fmt::format("--keys '{}' (expected random or rotating:RADIANS)", spec));
+}
+
+double mean_square_growth(const Gates& g, int dk) {
+  if (dk < 1) return std::numeric_limits<double>::quiet_NaN();
+  auto kron = [](const Mat2& m, double w) {
+    const double e[2][2] = {{m.a, m.b}, {m.c, m.d}};
+    Eigen::Matrix4d k;
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) k(i, j) = w * e[i / 2][j / 2] * e[i % 2][j % 2];
+    return k;
+  };
+  const Eigen::Matrix4d M = kron(a_par(g), 1.0 / dk) + kron(a_perp(g), 1.0 - 1.0 / dk);
+  return std::sqrt(M.eigenvalues().cwiseAbs().maxCoeff());
 }
 
 Result<LyapunovResult> lyapunov(const Gates& g, const LyapunovOptions& opt) {

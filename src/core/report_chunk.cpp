@@ -79,6 +79,7 @@ Status section_chunk_safety(Context& c, Shared&) {
   ChunkRuleOptions ro;
   ro.tol = cs.tolerance;
   ro.steps = cs.steps;
+  ro.dk = cs.dk;
   const std::string prec(to_string(cs.precision));
 
   c.doc.heading(2, "Chunkwise kernel safety", "chunk-safety");

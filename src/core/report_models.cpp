@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -66,7 +67,8 @@ Status dump_chunks(Context& c, const StudyGateDump& sd, const GateDump& d) {
   const int C = int(std::min<int64_t>(cs.chunk, std::min<int64_t>(d.time, kMaxChunk)));
   ChunkRuleOptions ro;
   ro.tol = cs.tolerance;
-  ro.steps = cs.steps;
+  ro.steps = int(std::min<int64_t>(d.time, std::numeric_limits<int>::max()));  // the dump's sequences, as emulated below
+  ro.dk = cs.dk;
   c.progress(fmt::format("gate dump {}: its sequences through the chunkwise algorithm", sd.name));
   auto rule = analyze_chunk_safety(d, C, cs.precision, ro);
   if (!rule.is_ok()) return error(rule.status.code, fmt::format("gate dump '{}': {}", sd.name, rule.status.message));

@@ -17,16 +17,26 @@
 // the largest of its row; past log(max) (88.7 in fp32 and bf16, 709.8 in fp64) it is
 // inf, and inf * 0 is NaN. The relative RMS output error is then predicted as
 //   err = u [ sqrt(mean_t e^(2 kappa_t) (1 + |log C_t|)^2) + sigma ]
-//       + u sqrt(8 + H / L) + u',
+//       + u sqrt(8 + H / L) + u' sqrt(1 + 4 beta_max K),
 // where sigma = |logA|_2 + |logMu|_2 + |log(Mu/A)|_2 + max |log C| (2-norms over the
 // chunk of the cumulative sums, whose rounding errors enter every exponent), H is the
 // memory of the state in tokens (1 / (1 - max(alpha, mu)), capped at the sequence)
 // over which the roundings of S and M at each of the L-token chunk boundaries add
 // up, 8 counts the rounded elementwise stages, and u' is the unit roundoff of the
-// matrix-product operands (tf32: 2^-11). A chunk is unsafe when an exponent
-// overflows or err > tol. For constant gates with alpha > mu and C >> 1 the first
-// term dominates: fp32 breaks near (C - 1)(log alpha - log mu) ~ 13 (C = 64),
-// fp64 near 33; in bf16 the other terms alone reach 1e-2.
+// matrix-product operands (tf32: 2^-11). Four such products round every token's key
+// update (in size beta_t times the state), and the errors add up over K tokens, the
+// memory of the state under changing keys: the mean age of what the state holds when
+// each token adds to it and its mean square grows by r^2 per token, r the mean-square
+// growth under random unit keys of the inputs' dimension (mean_square_growth in
+// lyapunov.hpp). About 1 / (1 - r^2) where r < 1; about the whole sequence where r > 1
+// (the recurrence grows, the oldest content dominates, and every error grows with it).
+// That last term does not depend on C: it breaks every chunk size alike. (Each token's
+// error grows as the state does; the state's content is, in the mean, K tokens old.)
+// A chunk is unsafe when an exponent overflows or err > tol. For constant gates with
+// alpha > mu and C >> 1 the first term dominates: fp32 breaks near
+// (C - 1)(log alpha - log mu) ~ 13 (C = 64), fp64 near 33; in bf16 the other terms
+// alone reach 1e-2; in tf32 at beta = 0.9 an r > 1 breaks sequences of a few hundred
+// tokens.
 #pragma once
 
 #include <atomic>
@@ -54,6 +64,7 @@ inline constexpr double kChunkTolerance = 1e-2;  // "breaks": relative error abo
 struct ChunkRuleOptions {
   double tol = kChunkTolerance;  // an error above this breaks the chunk
   int steps = 4096;              // sequence length (caps the state's memory)
+  int dk = 64;                   // key dimension (the memory under random keys)
   double beta_eps = 0;           // as ChunkOptions::beta_eps
 };
 
@@ -62,15 +73,28 @@ struct ChunkRisk {
   double log_cancellation = 0;  // Lambda = max_t kappa_t = max_t (log C_t - log c_t)
   double max_exponent = 0;      // the largest argument of exp (overflow past log_max)
   double log_magnitude = 0;     // sigma: size of the cumulative log sums (see above)
+  double key_memory = 0;        // K: tokens over which the products' errors add up (see above)
   double predicted_error = 0;   // capped at 1
   bool overflow = false;        // max_exponent > log_max of the precision
 };
 
-// One chunk of per-token gates (log_alpha, log_mu, beta all of the chunk's length).
+// One chunk of per-token gates (log_alpha, log_mu, beta all of the chunk's length);
+// key_memory: K at the chunk (key_memory_along; NaN: unknown, the whole sequence).
 ChunkRisk chunk_risk(std::span<const double> log_alpha, std::span<const double> log_mu,
-                     std::span<const double> beta, Precision p, const ChunkRuleOptions& o = {});
-// Gates held constant over a chunk of C tokens.
-ChunkRisk chunk_risk(const Gates& g, int C, Precision p, const ChunkRuleOptions& o = {});
+                     std::span<const double> beta, double key_memory, Precision p, const ChunkRuleOptions& o = {});
+// Gates held constant over a chunk of C tokens (and over the o.steps of the sequence);
+// key_memory: key_memory(key_growth(g, o), o.steps), computed here when not given.
+ChunkRisk chunk_risk(const Gates& g, int C, Precision p, const ChunkRuleOptions& o = {},
+                     std::optional<double> key_memory = std::nullopt);
+// The rule's r for g: mean_square_growth(g, o.dk).
+double key_growth(const Gates& g, const ChunkRuleOptions& o);
+// K after `steps` tokens of constant r: the mean of the ages 1 .. steps weighted by
+// r^(2 (age - 1)), in closed form. NaN r: `steps`.
+double key_memory(double r, long steps);
+// K after each token of a sequence whose tokens have growths r[t] (K_t = the mean age,
+// weights the products of r^2 since), by a running recurrence. A chunk takes the
+// largest K_t of its tokens.
+std::vector<double> key_memory_along(std::span<const double> r);
 
 // The rule's verdict: no overflow and predicted error <= tol.
 bool chunk_safe(const Gates& g, int C, Precision p, const ChunkRuleOptions& o = {});

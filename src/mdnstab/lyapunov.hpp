@@ -39,4 +39,15 @@ Status parse_keys(const std::string& spec, LyapunovOptions& opt);
 
 Result<LyapunovResult> lyapunov(const Gates& g, const LyapunovOptions& opt);
 
+// Mean-square growth per step under independent uniformly random unit keys in dk
+// dimensions, in closed form: E|x_t|^2 grows as r^(2t). With k k^T (I - k k^T) = 0 and
+// E[k k^T] = I / dk, the second moment of an isotropic state, Sigma (x) I_dk with Sigma
+// the 2x2 covariance of (s, m), maps to itself by
+//   Sigma -> A_par Sigma A_par^T / dk + (1 - 1 / dk) A_perp Sigma A_perp^T,
+// and the largest growth of this positive map is taken on such a Sigma: r is the square
+// root of the spectral radius of (A_par (x) A_par) / dk + (1 - 1 / dk) (A_perp (x) A_perp).
+// By Jensen r >= e^lambda, the random-key Lyapunov growth, and it is far closer to it
+// than certify's gamma, the bound over all key sequences. NaN for dk < 1.
+double mean_square_growth(const Gates& g, int dk);
+
 }  // namespace mdnstab

@@ -44,6 +44,7 @@ struct SweepChunkConfig {
   Precision precision = Precision::kFp32;
   double tol = 1e-2;                      // relative error that breaks a chunk
   int steps = 4096;                       // sequence length (caps the state's memory)
+  int dk = 64;                            // key dimension (the memory under random keys)
 };
 
 // What a metric sees at one grid point.
