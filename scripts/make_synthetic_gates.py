@@ -88,10 +88,11 @@ def write_safetensors(path, tensors, metadata):
     os.replace(tmp, path)
 
 
-def main(out):
+def main(out, x_scale=1.0):
+    """x_scale multiplies the raw inputs (scripts/check_chunk_rule.py's other dumps)."""
     rng = np.random.default_rng(SEED)
     layers = [head_params(rng) for _ in range(LAYERS)]
-    x = rng.standard_normal((B, T, D))
+    x = x_scale * rng.standard_normal((B, T, D))
     w = {k: rng.standard_normal((D, HEADS)) * SCALE / np.sqrt(D) for k in "abme"}
     a, b, m, e = (x @ w[k] for k in "abme")           # [B, T, H]
     log_alpha, beta, log_mu, eta = mdn_gates(layers[0], a, b, m, e)
