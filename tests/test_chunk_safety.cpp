@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include "mdnstab/chunk_safety.hpp"
@@ -424,6 +425,20 @@ TEST(ChunkSets, CheckedLargestChunkIsTheRuleCheckedByEmulation) {
 
 // The rule's safe verdicts spot-checked: each against its own emulation, a seeded
 // choice where there are more than n, the same on any number of threads.
+// Inputs of another length are a caller's bug: measure_chunk_error throws rather than
+// compare zeros with zeros (what an empty ChunkInputs once gave: error 0, "safe").
+TEST(ChunkSets, MeasureRefusesInputsOfAnotherLength) {
+  EXPECT_THROW(measure_chunk_error(gl(-0.5, -1), ChunkInputs{}, 16, Precision::kFp32), std::logic_error);
+  const ChunkInputs in = random_chunk_inputs(8, 8, 64, 1);
+  EXPECT_THROW(measure_chunk_error(std::vector<double>(63, -0.5), std::vector<double>(63, -1), std::vector<double>(63, 0.1),
+                                   std::vector<double>(63, 1), PScale::kAlpha, in, 16, Precision::kFp32),
+               std::logic_error);
+  EXPECT_GT(measure_chunk_error(gl(-0.5, -1), in, 16, Precision::kFp32).rel_rms, 0.0);
+  // The checked figure stays within the emulated sequence.
+  const std::vector<Gates> easy = {gl(-1, -0.5)};
+  EXPECT_EQ(largest_safe_chunk_checked(easy, Precision::kFp64, ChunkRuleOptions{}, in).largest, 64);
+}
+
 TEST(ChunkSets, SafeVerdictsSpotCheckedByEmulation) {
   const ChunkInputs in = random_chunk_inputs(16, 16, 512, 0);
   // The rule told of 16 tokens where 512 are emulated, so that some of its safe verdicts

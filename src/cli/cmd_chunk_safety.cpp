@@ -275,7 +275,9 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
   if (!o.out.empty()) ok_or_throw(check_writable(o.out));
   const ChunkRuleOptions ro = rule_options(o);
   // The random q, k, v on which --check emulates (as the grid mode's).
-  const ChunkInputs inputs = o.check && named ? random_chunk_inputs(o.dk, o.dv, o.steps, o.seed) : ChunkInputs{};
+  // (A checkpoint's heads are MDN's where --param names none.)
+  const bool sampled = named || !o.checkpoint.empty();
+  const ChunkInputs inputs = o.check && sampled ? random_chunk_inputs(o.dk, o.dv, o.steps, o.seed) : ChunkInputs{};
   SamplingOptions so;
   so.seed = o.seed;
   so.range = value_or_throw(parse_sample_range(o.range));
@@ -310,6 +312,14 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
       }
     }
     if (heads.empty()) largest = 0;
+    // The checkpoint's figure spot-checked: kSafeSpotChecks of the safe verdicts at it,
+    // drawn from every head's samples together.
+    std::optional<SafeVerdictCheck> spot;
+    std::vector<Gates> pooled;
+    if (o.check && all_heads.judged) {
+      for (const HeadChunkSafety& h : heads) pooled.insert(pooled.end(), h.gates.begin(), h.gates.end());
+      spot = check_safe_verdicts(pooled, largest_checked, prec, ro, inputs, kSafeSpotChecks, o.seed, o.threads);
+    }
     // A head whose gate sets are all left out has no checked figure ("-", empty, null).
     auto checked_cell = [](const HeadChunkSafety& h, const char* none) {
       return h.checked->judged ? std::to_string(h.checked->largest) : std::string(none);
@@ -355,6 +365,7 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
         j["checked_left_out"] = all_heads.unrepresentable;
         j["checked_left_out_overflow"] = all_heads.overflow;
         j["checked_left_out_underflow"] = all_heads.underflow;
+        j["checked_safe_spot_check"] = spot ? spot_json(*spot) : nlohmann::json(nullptr);
       }
       print_json(j);
       return 0;
@@ -377,6 +388,7 @@ int run_param_mode(const ChunkSafetyOptions& o, const App& app) {
                                  left_out_causes(all_heads, prec))
                    : fmt::format(", none judged by emulation: every gate set is broken even at C = 1{}",
                                  left_out_causes(all_heads, prec)));
+    if (spot) fmt::print("  safe verdicts checked:  {} (the heads' samples together)\n", spot_text(*spot, pooled));
     fmt::print("  time: {:.3f} s\n", seconds());
     return 0;
   }

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <limits>
 #include <random>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -182,6 +183,8 @@ int largest_safe_chunk(std::span<const Gates> gates, Precision p, const ChunkRul
 
 CheckedSafeChunk largest_safe_chunk_checked(std::span<const Gates> gates, Precision p, const ChunkRuleOptions& o,
                                             const ChunkInputs& in, int c_max, int threads) {
+  // Past the emulated sequence a chunk is the whole sequence: the emulation says no more.
+  c_max = std::min(c_max, std::max(in.steps, 1));
   CheckedSafeChunk r;
   const int nt = threads > 0 ? threads : omp_get_num_procs();
   auto judge = [&](const ChunkError& e) { return e.reference_finite && !e.broken(o.tol); };
@@ -287,10 +290,15 @@ ChunkError measure_chunk_error(const Gates& g, const ChunkInputs& in, int C, Pre
 ChunkError measure_chunk_error(std::vector<double> la, std::vector<double> lm, std::vector<double> beta,
                                std::vector<double> eta, PScale p_scale, const ChunkInputs& in, int C, Precision p,
                                double beta_eps) {
-  const size_t state = size_t(in.dk) * in.dv;
+  const size_t state = size_t(in.dk) * in.dv, T = size_t(std::max(in.steps, 0));
+  // Inputs or gates of another length are the caller's bug: fail loudly, never measure
+  // zeros against zeros or read past the ends.
+  if (in.q.size() != T * size_t(in.dk) || in.k.size() != T * size_t(in.dk) || in.v.size() != T * size_t(in.dv) ||
+      la.size() != T || lm.size() != T || beta.size() != T || eta.size() != T)
+    throw std::logic_error(fmt::format("measure_chunk_error: inputs for {} tokens ({} q values, DK = {}) and {} gates",
+                                       in.steps, in.q.size(), in.dk, la.size()));
   std::vector<double> q = in.q, k = in.k, v = in.v;
   for (auto* x : {&q, &k, &v, &la, &lm, &beta, &eta}) round_to(p, *x);
-  const size_t T = size_t(in.steps);
   std::vector<double> o(T * in.dv), o_ref(T * in.dv), s(state), m(state), s_ref(state), m_ref(state);
   RecurrentArgs<double> a;
   a.steps = in.steps, a.dk = in.dk, a.dv = in.dv;
@@ -299,7 +307,7 @@ ChunkError measure_chunk_error(std::vector<double> la, std::vector<double> lm, s
   a.p_scale = p_scale;
   a.o = o_ref.data(), a.s_final = s_ref.data(), a.m_final = m_ref.data();
   ChunkError e;
-  (void)recurrent_ref(a);  // shapes are valid by construction
+  if (Status st = recurrent_ref(a); !st.is_ok()) throw std::logic_error("measure_chunk_error: " + st.message);
   bool ref_finite = true;
   for (const auto* x : {&o_ref, &s_ref, &m_ref})
     for (double y : *x) ref_finite = ref_finite && std::isfinite(y);
@@ -307,7 +315,7 @@ ChunkError measure_chunk_error(std::vector<double> la, std::vector<double> lm, s
   ChunkOptions c;
   c.chunk = C;
   c.beta_eps = beta_eps;
-  (void)chunk_ref(p, a, c);
+  if (Status st = chunk_ref(p, a, c); !st.is_ok()) throw std::logic_error("measure_chunk_error: " + st.message);
   e.reference_finite = ref_finite;
   e.rel_rms = rms_rel(o, o_ref, &e.finite);
   for (size_t i = 0; i < o.size(); ++i) {

@@ -295,7 +295,7 @@ Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, 
                                                           const ChunkRuleOptions& o, const ChunkInputs* check) {
   std::vector<HeadChunkSafety> out;
   for (size_t l = 0; l < ck.layers.size(); ++l)
-    for (size_t h = 0; h < ck.layers[l].size(); ++h) out.push_back({int(l), int(h), ck.layers[l][h], {}, {}});
+    for (size_t h = 0; h < ck.layers[l].size(); ++h) out.push_back({int(l), int(h), ck.layers[l][h], {}, {}, {}});
   // Each head on one thread where there are heads enough to share the cores (a head's
   // emulations come in small batches that leave cores idle); else each head on all.
   // Every result is the same on any number of threads either way.
@@ -319,7 +319,10 @@ Result<std::vector<HeadChunkSafety>> analyze_chunk_safety(const Checkpoint& ck, 
     g.reserve(samples.value.size());
     for (const SampledGate& s : samples.value) g.push_back(s.mapped.gates);
     r.safety = analyze_chunk_safety(g, C, p, o, inner);
-    if (check) r.checked = largest_safe_chunk_checked(g, p, o, *check, kMaxChunk, inner);
+    if (check) {
+      r.checked = largest_safe_chunk_checked(g, p, o, *check, kMaxChunk, inner);
+      r.gates = std::move(g);
+    }
   }
   for (const Status& st : status)  // the first failing head, in order
     if (!st.is_ok()) return st;

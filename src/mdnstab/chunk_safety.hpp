@@ -125,7 +125,8 @@ struct CheckedSafeChunk {
   long underflow = 0;  // every reference output lies below p's smallest normal value
   long judged = 0;             // the gate sets the figure covers (none: it is c_max, vacuously)
 };
-// The largest C in [1, c_max] at which every gate set is safe by the rule or, where the
+// The largest C in [1, min(c_max, in.steps)] (past the emulated sequence a chunk is all
+// of it) at which every gate set is safe by the rule or, where the
 // rule says unsafe, measured safe on `in` (finite, error <= o.tol against a finite fp64
 // reference). A gate set the emulation breaks even at C = 1 is left out and counted, by
 // cause: no chunk size mends it (its outputs are not finite, inf or NaN from inf - inf,
@@ -333,6 +334,7 @@ struct HeadChunkSafety {
   HeadParams params;
   GateSetChunkSafety safety;
   std::optional<CheckedSafeChunk> checked;  // with `check` inputs
+  std::vector<Gates> gates;  // with `check` inputs: the sampled gate sets (for check_safe_verdicts)
 };
 // Each head of a checkpoint: its learned parameters fixed, raw inputs sampled
 // (sampling.head is overridden), every sample's gates held constant. With `check`,

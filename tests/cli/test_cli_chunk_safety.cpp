@@ -370,9 +370,21 @@ TEST(CliChunkSafetyParam, CheckpointCheckedPerHead) {
   for (const json& h : j["heads"]) {
     ASSERT_TRUE(h.contains("checked"));
     EXPECT_GE(h["checked"]["largest_safe_chunk"].get<int>(), h["largest_safe_chunk"].get<int>());
+    // Emulated on real inputs (a checkpoint without --param once got none, and every
+    // emulation compared zeros: 4096 for every head), within the emulated sequence.
+    EXPECT_LE(h["checked"]["largest_safe_chunk"].get<int>(), 128);
+    EXPECT_GT(h["checked"]["emulations"].get<long>(), 0);
     least = std::min(least, h["checked"]["largest_safe_chunk"].get<int>());
   }
   EXPECT_EQ(j["checked_largest_safe_chunk"].get<int>(), least);
+  // The figure's safe verdicts spot-checked, from both heads' 300 samples together.
+  const json& spot = j["checked_safe_spot_check"];
+  EXPECT_EQ(spot["chunk"].get<int>(), least);
+  EXPECT_GE(spot["rule_safe"].get<long>(), 1);
+  EXPECT_LE(spot["rule_safe"].get<long>(), 600);
+  EXPECT_EQ(spot["checked"].get<long>(), std::min(256L, spot["rule_safe"].get<long>()));
+  EXPECT_EQ(spot["broken"].get<long>(), 0);
+  EXPECT_GT(spot["max_error"].get<double>(), 0.0);
   const std::string csv = slurp(out);
   EXPECT_EQ(count_lines(csv), 1 + 2);
   EXPECT_NE(csv.find(",checked_safe_chunk,judged,left_out,left_out_overflow,left_out_underflow,emulations\n"),
@@ -397,6 +409,8 @@ TEST(CliChunkSafetyParam, CheckpointCheckedPerHead) {
   r = run_cli("chunk-safety --checkpoint " + st.string() + " --samples 100 --check --dk 8 --dv 8 --steps 128");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("checked by emulation (DK = 8, DV = 8, T = 128;"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("safe verdicts checked:  at C = "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(the heads' samples together)"), std::string::npos) << r.out;
 }
 
 TEST(CliChunkSafetyParam, BadInput) {
