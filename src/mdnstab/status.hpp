@@ -18,7 +18,15 @@ enum class Code {
   kUnavailable,      // e.g. no GPU present
 };
 
-struct Status {
+// A status dropped on the floor is how failures turn into silent zeros: the compiler
+// warns (g++ only: nvcc warns on the implicit assignment operators of such a type).
+#if defined(__CUDACC__)
+#define MDNSTAB_NODISCARD
+#else
+#define MDNSTAB_NODISCARD [[nodiscard]]
+#endif
+
+struct MDNSTAB_NODISCARD Status {
   Code code = Code::kOk;
   std::string message;
 
@@ -30,7 +38,7 @@ inline Status error(Code code, std::string message) { return Status{code, std::m
 
 // A value or the status explaining why there is none.
 template <class T>
-struct Result {
+struct MDNSTAB_NODISCARD Result {
   Status status;
   T value{};
 
