@@ -24,6 +24,8 @@ struct SweepCliOptions {
   int chunk = 64;                 // chunk_safe: C
   std::string precision = "fp32";  // chunk_safe: arithmetic
   double chunk_tol = 1e-2;         // chunk_safe: error that breaks a chunk
+  int chunk_steps = 4096;          // chunk_safe: sequence length
+  int chunk_dk = 64;               // chunk_safe: key dimension
 };
 
 int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
@@ -49,6 +51,8 @@ int run_sweep_cmd(const SweepCliOptions& o, const App& app) {
   spec.chunk.chunk = o.chunk;
   spec.chunk.precision = value_or_throw(parse_precision(o.precision));
   spec.chunk.tol = o.chunk_tol;
+  spec.chunk.steps = o.chunk_steps;
+  spec.chunk.dk = o.chunk_dk;
   SweepOptions opt;
   opt.threads = o.threads;
   opt.out_path = o.out;
@@ -118,6 +122,10 @@ void setup_sweep(App& app) {
   sub->add_flag("--list-metrics", o->list_metrics, "list the metrics and exit");
   sub->add_option("--chunk", o->chunk, "chunk size C for the chunk_safe metric")->capture_default_str();
   sub->add_option("--precision", o->precision, "fp64, fp32, tf32 or bf16 for the chunk_safe metric")
+      ->capture_default_str();
+  sub->add_option("--chunk-steps", o->chunk_steps, "sequence length for the chunk_safe metric")
+      ->capture_default_str();
+  sub->add_option("--chunk-dk", o->chunk_dk, "key dimension for the chunk_safe metric (the memory under random keys)")
       ->capture_default_str();
   sub->add_option("--chunk-tolerance", o->chunk_tol, "relative error that breaks a chunk (chunk_safe)")
       ->capture_default_str();

@@ -396,6 +396,10 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
                  fmt::format("--max-output-gb = {} must be > 0", opt.max_output_bytes / 1e9));
   if (spec.chunk.chunk < 1 || spec.chunk.chunk > kMaxChunk)
     return error(Code::kInvalidArgument, fmt::format("--chunk = {} must be in [1, {}]", spec.chunk.chunk, kMaxChunk));
+  if (spec.chunk.steps < 1 || spec.chunk.steps > (1 << 24))
+    return error(Code::kInvalidArgument, fmt::format("--chunk-steps = {} must be in [1, {}]", spec.chunk.steps, 1 << 24));
+  if (spec.chunk.dk < 1 || spec.chunk.dk > 4096)
+    return error(Code::kInvalidArgument, fmt::format("--chunk-dk = {} must be in [1, 4096]", spec.chunk.dk));
   if (!(spec.chunk.tol > 0) || !std::isfinite(spec.chunk.tol))
     return error(Code::kInvalidArgument, fmt::format("--chunk-tolerance = {} must be > 0", spec.chunk.tol));
   if (opt.engine.engine == SweepEngine::kFast && opt.engine.simd && !simd_supported(*opt.engine.simd))

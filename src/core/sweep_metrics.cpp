@@ -199,7 +199,8 @@ std::vector<MetricDef> make_metrics() {
     MetricDef m;
     m.name = "chunk_safe";
     m.help = "1 when the chunk-safety rule calls the reordered chunkwise algorithm safe at --chunk and "
-             "--precision (4096 tokens, random keys of 64 dimensions); and its predicted relative error";
+             "--precision (--chunk-steps tokens, random keys of --chunk-dk dimensions); and its predicted "
+             "relative error";
     m.columns = {"chunk_safe", "chunk_predicted_error"};
     m.needs_spectrum = false;
     m.default_on = false;

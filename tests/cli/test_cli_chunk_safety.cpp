@@ -153,9 +153,30 @@ TEST(CliSweep, ChunkSafeMetricIsTheRulesVerdict) {
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string small = slurp(out);
   EXPECT_EQ(safe_col(small.substr(small.find('\n') + 1)), '1');
+  // The memory under random keys: log_alpha = log_mu = -0.1, beta = 0.9 grows in the mean
+  // square by 1.053 per token with keys of 16 dimensions and contracts (0.937) with 4096:
+  // in tf32 the rule calls the first unsafe at every C (the errors add up over the whole
+  // sequence), the second safe; and the first safe again over 16 tokens.
+  auto verdict = [&](const std::string& extra) {
+    auto rr = run_cli("sweep --axis log_alpha=-0.1:-0.1:1 --fix log_mu=-0.1 --fix beta=0.9 --fix eta=1 "
+                      "--metrics chunk_safe --chunk 4 --precision tf32 --out " + out.string() + extra);
+    EXPECT_EQ(rr.code, 0) << rr.err;
+    const std::string t = slurp(out);
+    return safe_col(t.substr(t.find('\n') + 1));
+  };
+  EXPECT_EQ(verdict(" --chunk-dk 16"), '0');
+  EXPECT_EQ(verdict(" --chunk-dk 4096"), '1');
+  EXPECT_EQ(verdict(" --chunk-dk 16 --chunk-steps 16"), '1');
+  EXPECT_EQ(verdict(""), '0');  // 64 dimensions, 4096 tokens
   expect_bad("sweep --axis log_alpha=-1:0:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe "
              "--precision fp8",
              "fp8");
+  expect_bad("sweep --axis log_alpha=-1:0:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe "
+             "--chunk-steps 0",
+             "--chunk-steps");
+  expect_bad("sweep --axis log_alpha=-1:0:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe "
+             "--chunk-dk 5000",
+             "--chunk-dk");
   expect_bad("sweep --axis log_alpha=-1:0:2 --fix log_mu=-1 --fix beta=0.1 --fix eta=1 --metrics chunk_safe --chunk 0",
              "--chunk");
 }
