@@ -127,6 +127,27 @@ TEST(ChunkRisk, ProductErrorsAddUpOverTheMemoryUnderRandomKeys) {
   EXPECT_LT(key_growth(gl(-0.03, -0.03, 0.9), o), key_growth(gl(-0.03, -0.03, 0.9), ChunkRuleOptions{.dk = 16}));
 }
 
+// The cancellation's error is made afresh in every chunk and adds up over the chunks the
+// state remembers. At log_alpha = -0.05, log_mu = -0.2, beta = 0.9 (fp32, C = 64, T = 512,
+// DK = 16: the map of reports/bench/chunk-safety.md) the recurrence grows under random keys
+// and the emulation errs by 1.35e-2; one chunk's cancellation alone predicts 3.6e-3 (safe).
+TEST(ChunkRisk, CancellationAddsUpOverTheChunksTheStateRemembers) {
+  const ChunkInputs in = random_chunk_inputs(16, 16, 512, 0);
+  ChunkRuleOptions o;
+  o.steps = in.steps;
+  o.dk = in.dk;
+  const Gates g = gl(-0.05, -0.2, 0.9);
+  const ChunkError e = measure_chunk_error(g, in, 64, Precision::kFp32);
+  ASSERT_TRUE(e.broken(o.tol));
+  const ChunkRisk r = chunk_risk(g, 64, Precision::kFp32, o);
+  EXPECT_GT(key_growth(g, o), 1.0);
+  EXPECT_FALSE(chunk_safe(r, o.tol)) << r.predicted_error;
+  EXPECT_GT(r.predicted_error, 0.5 * e.rel_rms);
+  EXPECT_LT(r.predicted_error, 2.0 * e.rel_rms);
+  // With a memory of one chunk the term is one chunk's.
+  EXPECT_LT(chunk_risk(g, 64, Precision::kFp32, o, 64.0).predicted_error, 0.5 * r.predicted_error);
+}
+
 // K, the mean age of the state's content: the closed form against the running
 // recurrence (another algorithm) and a direct weighted sum in long double, and its limits.
 TEST(ChunkRisk, KeyMemoryIsTheMeanAgeOfTheState) {

@@ -206,8 +206,9 @@ TEST(ReportModels, ChunkSafetyNumbersMatchTheChunkLibrary) {
   const auto smp = sample_reachable_gates(Parametrization::kMdn, reference_config("400M").value, so).value;
   std::vector<Gates> g;
   long unsafe = 0;
-  ChunkRuleOptions ro;
+  ChunkRuleOptions ro;  // as the report's: the study's sequence and key dimension
   ro.steps = 64;
+  ro.dk = 8;
   for (const SampledGate& s : smp) {
     g.push_back(s.mapped.gates);
     unsafe += !chunk_safe(s.mapped.gates, 16, Precision::kFp32, ro);

@@ -98,8 +98,10 @@ ChunkRisk chunk_risk(std::span<const double> log_alpha, std::span<const double> 
   const double horizon = std::min(double(o.steps), max_decay < 0 ? -1.0 / std::expm1(max_decay) : kInf);
   r.key_memory = std::isnan(key_memory) ? double(o.steps) : key_memory;
   const double cancel = L && lse > -kInf ? std::exp(0.5 * (lse - std::log(double(L)))) : 0.0;
-  const double err = tr.unit_roundoff * (cancel + r.log_magnitude) +
-                     tr.unit_roundoff * std::sqrt(kRoundedStages + horizon / std::max<double>(double(L), 1.0)) +
+  // Chunks the state remembers under random keys: each one's cancellation error adds up.
+  const double Lc = std::max<double>(double(L), 1.0), remembered = std::max(1.0, r.key_memory / Lc);
+  const double err = tr.unit_roundoff * (cancel * std::sqrt(remembered) + r.log_magnitude) +
+                     tr.unit_roundoff * std::sqrt(kRoundedStages + std::max(horizon, r.key_memory) / Lc) +
                      tr.product_unit_roundoff * std::sqrt(1 + kStateProducts * beta_max * r.key_memory);
   r.predicted_error = r.overflow ? 1.0 : std::min(1.0, err);
   return r;

@@ -16,8 +16,8 @@
 // The exponent of that entry, logA_t + log C_t - logMu_t = kappa_t + log beta_t, is
 // the largest of its row; past log(max) (88.7 in fp32 and bf16, 709.8 in fp64) it is
 // inf, and inf * 0 is NaN. The relative RMS output error is then predicted as
-//   err = u [ sqrt(mean_t e^(2 kappa_t) (1 + |log C_t|)^2) + sigma ]
-//       + u sqrt(8 + H / L) + u' sqrt(1 + 4 beta_max K),
+//   err = u [ sqrt(mean_t e^(2 kappa_t) (1 + |log C_t|)^2) sqrt(max(1, K / L)) + sigma ]
+//       + u sqrt(8 + max(H, K) / L) + u' sqrt(1 + 4 beta_max K),
 // where sigma = |logA|_2 + |logMu|_2 + |log(Mu/A)|_2 + max |log C| (2-norms over the
 // chunk of the cumulative sums, whose rounding errors enter every exponent), H is the
 // memory of the state in tokens (1 / (1 - max(alpha, mu)), capped at the sequence)
@@ -32,6 +32,9 @@
 // (the recurrence grows, the oldest content dominates, and every error grows with it).
 // That last term does not depend on C: it breaks every chunk size alike. (Each token's
 // error grows as the state does; the state's content is, in the mean, K tokens old.)
+// By the same token the cancellation's error, made afresh in every chunk, adds up over
+// the K / L chunks the state remembers, and so do the roundings of S and M where K
+// exceeds H. (sigma is left alone: it already overstates where |log alpha| is huge.)
 // A chunk is unsafe when an exponent overflows or err > tol. For constant gates with
 // alpha > mu and C >> 1 the first term dominates: fp32 breaks near
 // (C - 1)(log alpha - log mu) ~ 13 (C = 64), fp64 near 33; in bf16 the other terms
