@@ -94,7 +94,8 @@ ChunkRisk chunk_risk(std::span<const double> log_alpha, std::span<const double> 
   r.log_magnitude = std::sqrt(sum_a2) + std::sqrt(sum_m2) + std::sqrt(sum_d2) + max_lc;
   r.overflow = r.max_exponent > tr.log_max;
   // The memory of the state in chunks: rounding errors of S and M add up over
-  // the slower of the two decays (capped at the sequence).
+  // the slower of the two decays (capped at the sequence), or over K where the state
+  // remembers longer under random keys (below).
   const double horizon = std::min(double(o.steps), max_decay < 0 ? -1.0 / std::expm1(max_decay) : kInf);
   r.key_memory = std::isnan(key_memory) ? double(o.steps) : key_memory;
   const double cancel = L && lse > -kInf ? std::exp(0.5 * (lse - std::log(double(L)))) : 0.0;
