@@ -344,8 +344,6 @@ namespace mdnstab {
 
 namespace {
 
-constexpr int kMaxDim = 4096;        // dk, dv
-constexpr long kMaxSteps = 1L << 24;  // tokens per measured sequence
 
 int slot_of(std::string_view name) {
   if (name == "alpha" || name == "log_alpha") return 0;
@@ -477,9 +475,10 @@ double estimate_seconds(const ChunkMapSpec& spec, int threads) {
 
 Status check_chunk_inputs(int dk, int dv, long steps) {
   auto bad = [](std::string m) { return error(Code::kInvalidArgument, std::move(m)); };
-  if (dk < 1 || dk > kMaxDim) return bad(fmt::format("--dk {} must be in [1, {}]", dk, kMaxDim));
-  if (dv < 1 || dv > kMaxDim) return bad(fmt::format("--dv {} must be in [1, {}]", dv, kMaxDim));
-  if (steps < 1 || steps > kMaxSteps) return bad(fmt::format("--steps {} must be in [1, {}]", steps, kMaxSteps));
+  if (dk < 1 || dk > kMaxChunkDim) return bad(fmt::format("--dk {} must be in [1, {}]", dk, kMaxChunkDim));
+  if (dv < 1 || dv > kMaxChunkDim) return bad(fmt::format("--dv {} must be in [1, {}]", dv, kMaxChunkDim));
+  if (steps < 1 || steps > kMaxChunkSteps)
+    return bad(fmt::format("--steps {} must be in [1, {}]", steps, kMaxChunkSteps));
   return Status::ok();
 }
 

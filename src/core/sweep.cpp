@@ -28,6 +28,7 @@
 
 #include "mdnstab/atomic_file.hpp"
 #include "mdnstab/chunk_ref.hpp"
+#include "mdnstab/chunk_safety.hpp"
 #include "mdnstab/number_text.hpp"
 #include "mdnstab/spread_threads.hpp"
 
@@ -396,10 +397,13 @@ Status check(const SweepSpec& spec, const SweepOptions& opt) {
                  fmt::format("--max-output-gb = {} must be > 0", opt.max_output_bytes / 1e9));
   if (spec.chunk.chunk < 1 || spec.chunk.chunk > kMaxChunk)
     return error(Code::kInvalidArgument, fmt::format("--chunk = {} must be in [1, {}]", spec.chunk.chunk, kMaxChunk));
-  if (spec.chunk.steps < 1 || spec.chunk.steps > (1 << 24))
-    return error(Code::kInvalidArgument, fmt::format("--chunk-steps = {} must be in [1, {}]", spec.chunk.steps, 1 << 24));
-  if (spec.chunk.dk < 1 || spec.chunk.dk > 4096)
-    return error(Code::kInvalidArgument, fmt::format("--chunk-dk = {} must be in [1, 4096]", spec.chunk.dk));
+  // The rule's sizes are those a measurement takes (chunk_safety.hpp).
+  if (spec.chunk.steps < 1 || spec.chunk.steps > kMaxChunkSteps)
+    return error(Code::kInvalidArgument,
+                 fmt::format("--chunk-steps = {} must be in [1, {}]", spec.chunk.steps, kMaxChunkSteps));
+  if (spec.chunk.dk < 1 || spec.chunk.dk > kMaxChunkDim)
+    return error(Code::kInvalidArgument,
+                 fmt::format("--chunk-dk = {} must be in [1, {}]", spec.chunk.dk, kMaxChunkDim));
   if (!(spec.chunk.tol > 0) || !std::isfinite(spec.chunk.tol))
     return error(Code::kInvalidArgument, fmt::format("--chunk-tolerance = {} must be > 0", spec.chunk.tol));
   if (opt.engine.engine == SweepEngine::kFast && opt.engine.simd && !simd_supported(*opt.engine.simd))

@@ -114,8 +114,10 @@ struct ChunkInputs {
   std::vector<double> q, k, v;
 };
 ChunkInputs random_chunk_inputs(int dk, int dv, int steps, uint64_t seed);
-// Sizes a measurement takes: dk and dv in [1, 4096], steps in [1, 2^24]; else one line
-// naming the option.
+inline constexpr int kMaxChunkDim = 4096;          // dk, dv
+inline constexpr long kMaxChunkSteps = 1L << 24;   // tokens per measured sequence
+// Sizes a measurement takes: dk and dv in [1, kMaxChunkDim], steps in [1, kMaxChunkSteps];
+// else one line naming the option.
 Status check_chunk_inputs(int dk, int dv, long steps);
 
 // largest_safe_chunk() with the rule's "unsafe" verdicts checked by emulation.
