@@ -36,10 +36,18 @@ nlohmann::json witness_json(const Witness& w, std::span<const Gates> set) {
 
 nlohmann::json certificate_json(const Certificate& c, std::span<const Gates> set) {
   const double gap = c.lower_bound > 0 ? c.upper_bound / c.lower_bound - 1 : NAN;
-  const double opt_gap = c.gamma_dual > 0 ? c.upper_bound / c.gamma_dual - 1 : NAN;
+  const double opt_gap = c.gamma_dual > 0 ? c.common_upper_bound / c.gamma_dual - 1 : NAN;
+  nlohmann::json by_word = nullptr;
+  if (c.gate_memory > 0) {
+    by_word = nlohmann::json::array();
+    for (const auto& w : c.W_by_word) by_word.push_back({w[0], w[1], w[2]});
+  }
   return {{"upper_bound", number_or_null(c.upper_bound)},
+          {"common_upper_bound", number_or_null(c.common_upper_bound)},
           {"W", {c.W[0], c.W[1], c.W[2]}},
           {"W_factor", {c.W_factor[0], c.W_factor[1]}},
+          {"gate_memory", c.gate_memory},
+          {"W_by_word", by_word},
           {"lower_bound", number_or_null(c.lower_bound)},
           {"witness", witness_json(c.witness, set)},
           {"verdict", to_string(c.verdict)},

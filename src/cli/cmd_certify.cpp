@@ -27,6 +27,7 @@ struct CertifyCliOptions {
   bool no_lower = false;
   double rel_tol = 1e-6;
   int threads = 0;
+  int gate_memory = -1;
 };
 
 std::string key_text(const std::array<double, 2>& k) {
@@ -61,8 +62,17 @@ std::string witness_text(const Witness& w, bool single) {
 void print_table(const Certificate& c, std::span<const Gates> set, const std::string& what) {
   fmt::print("certify: {}\n", what);
   auto row = [](const char* name, const std::string& v) { fmt::print("  {:<24}{}\n", name, v); };
-  row("upper bound gamma", fmt::format("{:.9g}   with W = [[{:.6g}, {:.6g}], [{:.6g}, {:.6g}]]", c.upper_bound,
-                                       c.W[0], c.W[1], c.W[1], c.W[2]));
+  const std::string common_w =
+      fmt::format("with W = [[{:.6g}, {:.6g}], [{:.6g}, {:.6g}]]", c.W[0], c.W[1], c.W[1], c.W[2]);
+  if (c.gate_memory > 0) {
+    row("upper bound gamma",
+        fmt::format("{:.9g}   with one W per {} ({} W's; --format json lists them)", c.upper_bound,
+                    c.gate_memory == 1 ? "last gate row" : fmt::format("word of the last {} gate rows", c.gate_memory),
+                    c.W_by_word.size()));
+    row("common W", fmt::format("{:.9g}   {}", c.common_upper_bound, common_w));
+  } else {
+    row("upper bound gamma", fmt::format("{:.9g}   {}", c.upper_bound, common_w));
+  }
   if (c.witness.kind != Witness::Kind::kNone) {
     row("lower bound", fmt::format("{:.9g}   ({})", c.lower_bound, c.witness.family));
     row("witness", witness_text(c.witness, set.size() == 1));
@@ -70,12 +80,15 @@ void print_table(const Certificate& c, std::span<const Gates> set, const std::st
   } else {
     row("lower bound", fmt::format("{:.9g}   (frozen keys; witness search off)", c.lower_bound));
   }
-  row("best quadratic gamma", fmt::format(">= {:.9g} (dual bound; gamma within {:.2g})", c.gamma_dual,
-                                          c.upper_bound / c.gamma_dual - 1));
+  row(c.gate_memory > 0 ? "best common W" : "best quadratic gamma",
+      fmt::format(">= {:.9g} (dual bound; {} within {:.2g})", c.gamma_dual,
+                  c.gate_memory > 0 ? "the common W's bound" : "gamma", c.common_upper_bound / c.gamma_dual - 1));
   row("frozen spectral radius", num(c.frozen_spectral_radius));
   switch (c.verdict) {
     case Verdict::kCertified:
-      row("verdict", fmt::format("CERTIFIED: |x_t|_W <= gamma^t |x_0|_W for every key sequence (margin {:.3g})",
+      row("verdict", fmt::format("CERTIFIED: {} (margin {:.3g})",
+                                 c.gate_memory > 0 ? "|x_t| <= C gamma^t |x_0| for every key and gate sequence"
+                                                   : "|x_t|_W <= gamma^t |x_0|_W for every key sequence",
                                  1 - c.upper_bound));
       break;
     case Verdict::kRefuted:
@@ -158,10 +171,12 @@ int run_certify(const CertifyCliOptions& o, const App& app) {
   if (!o.out.empty() && !o.each) throw UsageError("--out is written only with --csv FILE --each");
   if (!(o.rel_tol > 0 && o.rel_tol < 1)) throw UsageError(fmt::format("--rel-tol {} must be in (0, 1)", o.rel_tol));
   if (o.threads < 0) throw UsageError(fmt::format("--threads {} must be >= 0", o.threads));
+  if (o.gate_memory < -1) throw UsageError(fmt::format("--gate-memory {} must be >= 0 (or -1: automatic)", o.gate_memory));
   if (!o.out.empty()) ok_or_throw(check_writable(o.out));  // before any work
   CertifyOptions copt;
   copt.rel_tol = o.rel_tol;
   copt.lower_bound = !o.no_lower;
+  copt.gate_memory = o.gate_memory;
 
   std::vector<Gates> set;
   std::string what;
@@ -203,7 +218,8 @@ int run_certify(const CertifyCliOptions& o, const App& app) {
     if (set.size() == 1) j["gate"] = gates_json(set[0]);
     if (!o.box.empty())
       j["note"] = "box certified at its vertices: A_par and A_perp are multilinear in each gate, so every matrix "
-                  "of the box is a convex combination of the vertices' matrices";
+                  "of the box is a convex combination of the vertices' matrices (the common W bounds them all; a "
+                  "set's joint spectral radius equals its convex hull's, so gamma holds for the box)";
     print_json(j);
     return 0;
   }
@@ -226,6 +242,10 @@ void setup_certify(App& app) {
   sub->add_flag("--no-lower-bound", o->no_lower, "skip the witness search (upper bound only)");
   sub->add_option("--rel-tol", o->rel_tol, "relative tolerance on gamma")->capture_default_str();
   sub->add_option("--threads", o->threads, "threads for --each (0: all cores)")->capture_default_str();
+  sub->add_option("--gate-memory", o->gate_memory,
+                  "gate sets: one W per word of the last M gate rows (0: one common W; -1: automatic, up to 2 while "
+                  "the graph stays small)")
+      ->capture_default_str();
   app.add_command(sub, [o, &app] { return run_certify(*o, app); });
 }
 

@@ -109,10 +109,31 @@ Result<double> quadratic_bound(std::span<const Gates> gate_set, const std::array
   return detail::unscale(gamma, sg.shift, true);
 }
 
+int gate_memory_for(long n, int requested) {
+  if (n <= 1 || requested == 0) return 0;
+  if (requested > 0) return requested;
+  int m = 0;
+  while (m < kAutoGateMemory && detail::memory_nodes(n, m + 1) <= kAutoMemoryWords &&
+         detail::memory_nodes(n, m + 2) <= kAutoMemoryEdges)
+    ++m;
+  return m;
+}
+
 Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOptions& opt) {
   if (Status s = check_set(gate_set); !s.is_ok()) return s;
   if (!(opt.rel_tol > 0 && opt.rel_tol < 1))
     return error(Code::kInvalidArgument, fmt::format("rel_tol = {} must be in (0, 1)", opt.rel_tol));
+  if (opt.gate_memory < -1)
+    return error(Code::kInvalidArgument, fmt::format("gate memory {} must be >= 0 (or -1: automatic)", opt.gate_memory));
+  if (const int m = gate_memory_for(long(gate_set.size()), opt.gate_memory); m > 0) {
+    // n^m words, computed without overflow.
+    long words = 1;
+    for (int i = 0; i < m && words <= kMaxMemoryWords; ++i) words *= long(gate_set.size());
+    if (words > kMaxMemoryWords)
+      return error(Code::kInvalidArgument,
+                   fmt::format("gate memory {} over {} gate rows needs {}^{} W's, more than {}", m, gate_set.size(),
+                               gate_set.size(), m, kMaxMemoryWords));
+  }
   Certificate c;
   c.gates = int(gate_set.size());
   c.single_gate = gate_set.size() == 1;
@@ -141,17 +162,32 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   }
   if (!std::isfinite(ub.gamma)) return error(Code::kNumericalIssue, "the quadratic bound is not finite");
   c.frozen_spectral_radius = detail::unscale(frozen, shift, false);
-  c.upper_bound = detail::unscale(ub.gamma, shift, true);
+  c.common_upper_bound = detail::unscale(ub.gamma, shift, true);
   c.W = ub.W;
   c.W_factor = ub.factor;
   c.active_gate = ub.active >= 0 ? ub.active / 2 : -1;
-  // Every lower bound on the JSR is one on the optimal gamma too.
+  // Gate sets: W's that depend on the last gate rows can only do better.
+  double best = ub.gamma;
+  if (const int m = gate_memory_for(c.gates, opt.gate_memory); m >= 1 && !c.single_gate) {
+    const detail::MemoryBound mb =
+        detail::upper_bound_memory(sg.gates, m, ub.W, frozen, ub.gamma, 0.1 * opt.rel_tol);
+    int act = -1;
+    const double g = detail::memory_bound_at(sg.gates, m, mb.W, &act);  // from the W's as reported
+    if (g < best) {
+      best = g;
+      c.gate_memory = m;
+      c.W_by_word = mb.W;
+      c.active_gate = act;
+    }
+  }
+  c.upper_bound = detail::unscale(best, shift, true);
+  // Every lower bound on the JSR is one on the optimal common gamma too.
   double dual = std::max(ub.gamma_dual, frozen);
 
   double lower;
   if (opt.lower_bound) {
     const int hint[1] = {c.active_gate};
-    c.witness = detail::search_witness(sg.gates, opt, hint, ub.gamma);
+    c.witness = detail::search_witness(sg.gates, opt, hint, best);
     if (!std::isfinite(c.witness.growth)) return error(Code::kNumericalIssue, "the witness growth is not finite");
     lower = c.witness.growth;
     c.witness.growth = detail::unscale(lower, shift, false);
@@ -159,12 +195,12 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
     lower = frozen;  // the frozen keys are a witness too
   }
   // lower <= gamma in exact arithmetic; see Certificate::lower_bound.
-  if (lower > ub.gamma && lower <= ub.gamma * (1 + kWitnessRoundoff)) lower = ub.gamma;
+  if (lower > best && lower <= best * (1 + kWitnessRoundoff)) lower = best;
   dual = std::max(dual, lower);
   c.lower_bound = detail::unscale(lower, shift, false);
-  // The optimal gamma is at least the JSR >= lower bound; rounding can put the
-  // computed bounds in the wrong order by an ulp or so, never more.
-  c.gamma_dual = std::min(detail::unscale(dual, shift, false), c.upper_bound);
+  // The optimal common gamma is at least the JSR >= lower bound; rounding can
+  // put the computed bounds in the wrong order by an ulp or so, never more.
+  c.gamma_dual = std::min(detail::unscale(dual, shift, false), c.common_upper_bound);
   c.verdict = verdict_of(c.upper_bound, c.lower_bound);
   return c;
 }

@@ -44,6 +44,23 @@ UpperBound upper_bound_pair(const Mat2& par, const Mat2& perp);
 // Any set of matrices (dets may differ).
 UpperBound upper_bound_set(std::span<const Mat2> mats);
 
+// The gate-memory bound (certify_memory.cpp): one W per word of the last
+// `memory` gate rows (n^memory words, oldest row first, base n), on scaled gates.
+struct MemoryBound {
+  double gamma = 0;  // max over the graph's edges of |W_w'^1/2 A W_w^-1/2|_2 at W
+  double gamma_lower = 0;  // the bisection's lower end: no W's of this memory do better (to the barrier's tolerance)
+  int memory = 0;
+  std::vector<std::array<double, 3>> W;  // per word, max(w11, w22) = 1 over all
+  int active_gate = -1;                  // the gate row of an edge reaching gamma
+};
+// Starts from the common W0 on every word; bisects gamma in [lo, hi] to rel_tol.
+MemoryBound upper_bound_memory(std::span<const Gates> gates, int memory, const std::array<double, 3>& W0,
+                               double lo, double hi, double rel_tol);
+// The bound the W's prove (+inf where one is not positive definite).
+double memory_bound_at(std::span<const Gates> gates, int memory, std::span<const std::array<double, 3>> W,
+                       int* active = nullptr);
+long memory_nodes(long gates, int memory);
+
 // |A|_2 of a 2x2 matrix from sigma_1 = (|(a + d, b - c)| + |(a - d, b + c)|) / 2:
 // a sum of two non-negative terms, accurate to a few ulps. The usual
 // sqrt((F + sqrt(F^2 - 4 det^2)) / 2) (norm2 of linearization.hpp) loses half

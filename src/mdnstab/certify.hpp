@@ -47,8 +47,19 @@ struct Witness {
 const char* to_string(Witness::Kind k);
 
 struct Certificate {
-  double upper_bound = 0;           // gamma: |x_t|_W <= gamma^t |x_0|_W for all keys
+  // gamma, the best of the two quadratic certificates below: the joint spectral
+  // radius over all key sequences (and gate sequences of the set) is <= gamma.
+  double upper_bound = 0;
+  // The common W: |x_t|_W <= common_upper_bound^t |x_0|_W for all keys and
+  // gates (for a box, every gate inside it).
+  double common_upper_bound = 0;
   std::array<double, 3> W{1, 0, 1};  // [w11, w12, w22] of the 2x2 W > 0 (max(w11, w22) = 1)
+  // Gate sets: the gate-memory certificate (certify_memory.cpp), one W per word
+  // of the last gate_memory gate rows, w = g_1 ... g_m (g_m the latest) at
+  // index sum_k g_k n^(m-k); V_w(x_t) <= gamma^2 V_w'(x_{t-1}) along every
+  // sequence. gate_memory = 0 and W_by_word empty: the common W gives gamma.
+  int gate_memory = 0;
+  std::vector<std::array<double, 3>> W_by_word;
   // W = c L^T L with L = [[1, x], [0, y]]: [x, y]. Where W is nearly singular
   // (an optimum approached, not attained) its entries round away the small
   // eigenvalue; the factor does not, and gamma is computed from it.
@@ -79,7 +90,16 @@ struct CertifyOptions {
   bool lower_bound = true;  // search a witness
   int rotation_scan = 256;  // angles scanned in [0, pi/2] before refinement
   int max_word_length = 8;  // switching words over {A_par, A_perp} (single gate)
+  // Gate sets: the memory of the gate-dependent W's. -1: automatic, the
+  // longest memory up to kAutoGateMemory whose graph stays small (words <=
+  // kAutoMemoryWords, edges <= kAutoMemoryEdges); 0: the common W only;
+  // m >= 1: words of m rows (at most kMaxMemoryWords of them).
+  int gate_memory = -1;
 };
+inline constexpr int kAutoGateMemory = 2;
+inline constexpr long kAutoMemoryWords = 16, kAutoMemoryEdges = 256, kMaxMemoryWords = 256;
+// The memory `opt.gate_memory` means for a set of n gates (0 for one gate).
+int gate_memory_for(long n, int requested);
 
 // An empty set is an error (kInvalidArgument), not "certified".
 Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOptions& opt = {});

@@ -61,6 +61,40 @@ TEST(CliCertify, CsvGateSetAndBox) {
   EXPECT_NE(j["note"].get<std::string>().find("vertices"), std::string::npos);
 }
 
+TEST(CliCertify, GateMemoryCertifiesWhatTheCommonWCannot) {
+  // Two gates switched per token: one W for both proves only 1.013, W's that
+  // depend on the last two rows prove 0.951 (tests/test_certify_memory.cpp).
+  const auto d = scratch_dir("certify_memory");
+  write(d / "pair.csv", "alpha,beta,mu,eta\n0.8644,0.1490,0.6140,0.4710\n0.5215,0.6985,0.8593,0.6396\n");
+  const std::string csv = (d / "pair.csv").string();
+  auto r = run_cli("--format json certify --csv " + csv);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["verdict"], "certified");
+  EXPECT_EQ(j["gate_memory"], 2);
+  EXPECT_EQ(j["W_by_word"].size(), 4u);
+  EXPECT_EQ(j["W_by_word"][0].size(), 3u);
+  EXPECT_LT(j["upper_bound"].get<double>(), 0.952);
+  EXPECT_GT(j["common_upper_bound"].get<double>(), 1.01);
+
+  r = run_cli("--format json certify --gate-memory 0 --csv " + csv);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = json::parse(r.out);
+  EXPECT_EQ(j["verdict"], "undecided");
+  EXPECT_EQ(j["gate_memory"], 0);
+  EXPECT_TRUE(j["W_by_word"].is_null());
+  EXPECT_EQ(j["upper_bound"], j["common_upper_bound"]);
+
+  r = run_cli("certify --csv " + csv);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("one W per word of the last 2 gate rows (4 W's"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("common W"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CERTIFIED"), std::string::npos) << r.out;
+
+  expect_bad("certify --gate-memory -2 --csv " + csv, "gate-memory -2");
+  expect_bad("certify --gate-memory 9 --csv " + csv, "more than 256");
+}
+
 TEST(CliCertify, EachRowOnItsOwnWritesOneResultPerRow) {
   const auto d = scratch_dir("certify_each");
   write(d / "g.csv", "log_alpha,beta,log_mu,eta\n-0.01,0.9,-0.01,1.9\n-0.1,0.5,-5,1\n-0.2,0.1,-0.3,0.2\n");
