@@ -31,9 +31,11 @@ Gates lin(double a, double b, double m, double e, PScale p = PScale::kAlpha) {
   return g.value;
 }
 
+// The common W (gate memory 0): the gate-memory bound has its own tests.
 Certificate cert(std::span<const Gates> set, bool lower = true) {
   CertifyOptions o;
   o.lower_bound = lower;
+  o.gate_memory = 0;
   auto r = certify(set, o);
   EXPECT_TRUE(r.is_ok()) << r.status.message;
   return r.value;

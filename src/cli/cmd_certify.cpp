@@ -243,7 +243,7 @@ void setup_certify(App& app) {
   sub->add_option("--rel-tol", o->rel_tol, "relative tolerance on gamma")->capture_default_str();
   sub->add_option("--threads", o->threads, "threads for --each (0: all cores)")->capture_default_str();
   sub->add_option("--gate-memory", o->gate_memory,
-                  "gate sets: one W per word of the last M gate rows (0: one common W; -1: automatic, up to 2 while "
+                  "gate sets: one W per word of the last M gate rows (0: one common W; -1: automatic, up to 4 while "
                   "the graph stays small)")
       ->capture_default_str();
   app.add_command(sub, [o, &app] { return run_certify(*o, app); });

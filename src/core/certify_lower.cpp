@@ -423,11 +423,31 @@ Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, 
     std::vector<std::vector<int>> cycles;
     for (size_t a = 0; a < pick.size(); ++a)
       for (size_t b = a; b < pick.size(); ++b) cycles.push_back({pick[a], pick[b]});
-    const size_t top = std::min<size_t>(pick.size(), 3);
-    for (size_t a = 0; a < top; ++a)
-      for (size_t b = 0; b < top; ++b)
-        for (size_t c = 0; c < top; ++c)
-          if (a <= b && a <= c && !(a == b && b == c)) cycles.push_back({pick[a], pick[b], pick[c]});
+    // Cycles of 3 and 4 over the 3 strongest (up to 6 over 2), one per
+    // necklace (a cycle's rotations share its growth), constant ones left to
+    // the rotations.
+    const int top = int(std::min<size_t>(pick.size(), 3));
+    for (int clen = 3; clen <= (top == 2 ? 6 : 4); ++clen) {
+      std::vector<int> w(size_t(clen), 0);
+      for (;;) {
+        bool canonical = true, constant = true;
+        for (int r = 1; r < clen && canonical; ++r) {
+          std::vector<int> rot(w.begin() + r, w.end());
+          rot.insert(rot.end(), w.begin(), w.begin() + r);
+          if (rot < w) canonical = false;
+        }
+        for (int x : w) constant = constant && x == w[0];
+        if (canonical && !constant) {
+          std::vector<int> cyc;
+          for (int x : w) cyc.push_back(pick[size_t(x)]);
+          cycles.push_back(cyc);
+        }
+        int k = clen - 1;
+        while (k >= 0 && w[size_t(k)] == top - 1) w[size_t(k--)] = 0;
+        if (k < 0) break;
+        ++w[size_t(k)];
+      }
+    }
     for (const auto& cyc : cycles) {
       const Witness w = best_turning_cycle(gates, T, cyc, per_gate[size_t(cyc[0])].angle);
       if (w.growth > best.growth) best = w;

@@ -96,7 +96,7 @@ struct CertifyOptions {
   // m >= 1: words of m rows (at most kMaxMemoryWords of them).
   int gate_memory = -1;
 };
-inline constexpr int kAutoGateMemory = 2;
+inline constexpr int kAutoGateMemory = 4;
 inline constexpr long kAutoMemoryWords = 16, kAutoMemoryEdges = 256, kMaxMemoryWords = 256;
 // The memory `opt.gate_memory` means for a set of n gates (0 for one gate).
 int gate_memory_for(long n, int requested);
