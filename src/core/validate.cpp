@@ -32,6 +32,19 @@ constexpr double kUnmeasurable = -40.0;
 // its small eigenvalue away): cond(W) = cond(L)^2 = (s + sqrt(s^2 - 4 y^2))^2 / (4 y^2)
 // with s = 1 + x^2 + y^2 (the trace of L^T L; y^2 its determinant).
 double cond_w(const Certificate& c) {
+  if (c.gate_memory > 0) {
+    // One W per word: |x|^2 min lambda_min <= V_w(x) <= max lambda_max |x|^2 over all words.
+    if (c.W_by_word.empty()) return kInf;
+    double hi = 0, lo = kInf;
+    for (const auto& w : c.W_by_word) {
+      const double h = 0.5 * (w[0] + w[2]) + std::hypot(0.5 * (w[0] - w[2]), w[1]);
+      const double d = w[0] * w[2] - w[1] * w[1];
+      if (!(h > 0) || !(d > 0)) return kInf;
+      hi = std::max(hi, h);
+      lo = std::min(lo, d / h);
+    }
+    return hi / lo;
+  }
   const double x = c.W_factor[0], y = c.W_factor[1];
   if (!(y != 0) || !std::isfinite(x) || !std::isfinite(y)) return kInf;
   const double s = 1 + x * x + y * y, d = y * y;

@@ -103,8 +103,16 @@ json prediction_json(const Prediction& p, std::span<const Gates> set) {
   json keys = json::array();
   for (const auto& k : w.keys) keys.push_back({k[0], k[1]});
   (void)set;
+  json by_word = nullptr;
+  if (c.gate_memory > 0) {
+    by_word = json::array();
+    for (const auto& x : c.W_by_word) by_word.push_back({x[0], x[1], x[2]});
+  }
   return {{"frozen_spectral_radius", num(c.frozen_spectral_radius)},
           {"upper_bound", num(c.upper_bound)},
+          {"common_upper_bound", num(c.common_upper_bound)},
+          {"gate_memory", c.gate_memory},
+          {"W_by_word", by_word},
           {"W", {c.W[0], c.W[1], c.W[2]}},
           {"W_factor", {c.W_factor[0], c.W_factor[1]}},
           {"lower_bound", num(c.lower_bound)},
@@ -288,6 +296,19 @@ Result<SavedPredictions> parse_predictions(const json& j, const std::string& sou
         const auto w = p.at("W").get<std::vector<double>>();
         if (w.size() != 3) return error(Code::kInvalidArgument, fmt::format("{}: \"W\" needs 3 numbers", what));
         c.W = {w[0], w[1], w[2]};
+      }
+      // Gate-memory certificates (files without them: the common W gave gamma).
+      c.common_upper_bound = c.upper_bound;
+      if (p.contains("common_upper_bound") && p.at("common_upper_bound").is_number())
+        c.common_upper_bound = p.at("common_upper_bound").get<double>();
+      c.gate_memory = p.value("gate_memory", 0);
+      if (c.gate_memory < 0) return error(Code::kInvalidArgument, fmt::format("{}: \"gate_memory\" must be >= 0", what));
+      if (c.gate_memory > 0) {
+        const auto words = p.at("W_by_word").get<std::vector<std::vector<double>>>();
+        for (const auto& x : words) {
+          if (x.size() != 3) return error(Code::kInvalidArgument, fmt::format("{}: \"W_by_word\" needs 3 numbers per word", what));
+          c.W_by_word.push_back({x[0], x[1], x[2]});
+        }
       }
       if (p.contains("W_factor")) {
         const auto w = p.at("W_factor").get<std::vector<double>>();
