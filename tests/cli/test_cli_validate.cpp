@@ -93,6 +93,37 @@ TEST(CliValidate, PlantedWrongPredictionExits1AndIsListed) {
   EXPECT_EQ(out["disagreements"][0]["name"], "random_exponent");
 }
 
+TEST(CliValidate, GateMemoryCertificateOfASetRoundTrips) {
+  // Two gates drawn per step: only W's that remember the last rows certify them
+  // (tests/test_certify_memory.cpp). Saved and reloaded whole; a malformed word
+  // W in the file is bad input.
+  const auto dir = scratch_dir("validate_memory");
+  const auto pred = dir / "p.json";
+  std::ofstream(dir / "pair.csv") << "alpha,beta,mu,eta\n0.8644,0.1490,0.6140,0.4710\n0.5215,0.6985,0.8593,0.6396\n";
+  const CliResult r = run_cli("--format json validate " + kSmall + " --gate-set " + (dir / "pair.csv").string() +
+                              " --save " + pred.string());
+  ASSERT_EQ(r.code, 0) << r.err << r.out.substr(0, 2000);
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 1u);
+  const auto& p = j["rows"][0]["prediction"];
+  EXPECT_EQ(p["verdict"], "certified");
+  EXPECT_EQ(p["gate_memory"], 4);
+  EXPECT_EQ(p["W_by_word"].size(), 16u);
+  EXPECT_GT(p["common_upper_bound"].get<double>(), 1.0);
+  EXPECT_LT(p["upper_bound"].get<double>(), 1.0);
+  EXPECT_TRUE(j["rows"][0]["agrees"].get<bool>());
+  const CliResult again = run_cli("--format json validate " + kSmall + " --predictions " + pred.string());
+  ASSERT_EQ(again.code, 0) << again.out.substr(0, 2000);
+  EXPECT_EQ(nlohmann::json::parse(again.out)["rows"][0]["prediction"], p);
+  // A word W of two numbers.
+  auto bad = nlohmann::json::parse(slurp(pred));
+  bad["rows"][0]["prediction"]["W_by_word"][0] = {1.0, 2.0};
+  std::ofstream(dir / "bad.json") << bad.dump();
+  const CliResult b = run_cli("validate " + kSmall + " --predictions " + (dir / "bad.json").string());
+  EXPECT_EQ(b.code, 2) << b.out;
+  EXPECT_NE(b.err.find("W_by_word"), std::string::npos) << b.err;
+}
+
 TEST(CliValidate, StudyGateSetsAndTheReportReusesTheSavedResults) {
   const auto dir = scratch_dir("validate_study");
   {
