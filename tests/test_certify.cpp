@@ -491,6 +491,25 @@ TEST(Certify, TwoCertifiedGatesRefuteTogether) {
   EXPECT_NEAR(replayed_growth(set, c.witness), c.lower_bound, 1e-9 * c.lower_bound);
 }
 
+TEST(Certify, GateMemoryPointsTheWitnessAtTheExtremalCycle) {
+  // Four gates: with the common W's hint the witness search stops at 0.99; the
+  // cycles of the gate-memory bound's extremal edges lead it to a 5-step
+  // schedule of three gates growing 12 % per step (the bound: 1.144).
+  const std::vector<Gates> set = {lin(0.8629, 0.3509, 0.6458, 1.3028), lin(0.5827, 0.4434, 0.9893, 0.8606),
+                                  lin(0.8234, 0.9742, 0.7547, 0.0844), lin(0.6421, 0.7303, 0.6969, 0.8672)};
+  EXPECT_LT(cert(set).lower_bound, 1.0);  // the common W: no cycles to follow
+  CertifyOptions o;
+  o.gate_memory = -1;
+  const Certificate c = certify(set, o).value;
+  EXPECT_EQ(c.gate_memory, 2);
+  EXPECT_EQ(c.verdict, Verdict::kRefuted);
+  EXPECT_GT(c.lower_bound, 1.12);
+  EXPECT_LE(c.lower_bound, c.upper_bound);
+  EXPECT_EQ(c.witness.family, "turning-cycle");
+  // The schedule replays through the reference recurrence.
+  EXPECT_NEAR(replayed_growth(set, c.witness), c.lower_bound, 1e-9 * c.lower_bound);
+}
+
 TEST(Certify, BoxIsCertifiedAtItsVertices) {
   std::vector<GateRange> r;
   for (const char* s : {"alpha=0.8:0.95", "beta=0.1:0.4", "mu=0.3:0.6", "eta=0.5:1.5"})

@@ -246,7 +246,7 @@ TEST(CertifyMemory, BadMemoryIsRefusedAndNamed) {
   o.gate_memory = 6;  // 3^6 = 729 words
   r = certify(set, o);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.status.message.find("more than 256"), std::string::npos) << r.status.message;
+  EXPECT_NE(r.status.message.find("more than 64"), std::string::npos) << r.status.message;
   // Automatic: the longest memory up to 4 with at most 16 words and 256 edges.
   EXPECT_EQ(gate_memory_for(2, -1), 4);
   EXPECT_EQ(gate_memory_for(3, -1), 2);

@@ -126,13 +126,14 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   if (opt.gate_memory < -1)
     return error(Code::kInvalidArgument, fmt::format("gate memory {} must be >= 0 (or -1: automatic)", opt.gate_memory));
   if (const int m = gate_memory_for(long(gate_set.size()), opt.gate_memory); m > 0) {
-    // n^m words, computed without overflow.
+    // n^m words, computed without overflow (n^(m+1) edges: at most 64^2).
+    const long n = long(gate_set.size());
     long words = 1;
-    for (int i = 0; i < m && words <= kMaxMemoryWords; ++i) words *= long(gate_set.size());
+    for (int i = 0; i < m && words <= kMaxMemoryWords; ++i) words *= n;
     if (words > kMaxMemoryWords)
-      return error(Code::kInvalidArgument,
-                   fmt::format("gate memory {} over {} gate rows needs {}^{} W's, more than {}", m, gate_set.size(),
-                               gate_set.size(), m, kMaxMemoryWords));
+      return error(Code::kInvalidArgument, fmt::format("gate memory {} over {} gate rows needs {}^{} W's, more than {}",
+                                                       m, n, n, m, kMaxMemoryWords));
+
   }
   Certificate c;
   c.gates = int(gate_set.size());
@@ -166,8 +167,10 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   c.W = ub.W;
   c.W_factor = ub.factor;
   c.active_gate = ub.active >= 0 ? ub.active / 2 : -1;
-  // Gate sets: W's that depend on the last gate rows can only do better.
+  // Gate sets: W's that depend on the last gate rows can only do better; the
+  // cycles of their extremal edges point the witness search at its sequences.
   double best = ub.gamma;
+  std::vector<std::vector<int>> cycles;
   if (const int m = gate_memory_for(c.gates, opt.gate_memory); m >= 1 && !c.single_gate) {
     const detail::MemoryBound mb =
         detail::upper_bound_memory(sg.gates, m, ub.W, frozen, ub.gamma, 0.1 * opt.rel_tol);
@@ -178,6 +181,7 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
       c.gate_memory = m;
       c.W_by_word = mb.W;
       c.active_gate = act;
+      if (opt.lower_bound) cycles = detail::active_cycles(sg.gates, m, mb.W, g, 8, 12);
     }
   }
   c.upper_bound = detail::unscale(best, shift, true);
@@ -187,7 +191,7 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   double lower;
   if (opt.lower_bound) {
     const int hint[1] = {c.active_gate};
-    c.witness = detail::search_witness(sg.gates, opt, hint, best);
+    c.witness = detail::search_witness(sg.gates, opt, hint, best, cycles);
     if (!std::isfinite(c.witness.growth)) return error(Code::kNumericalIssue, "the witness growth is not finite");
     lower = c.witness.growth;
     c.witness.growth = detail::unscale(lower, shift, false);

@@ -60,6 +60,12 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, int memory, const s
 double memory_bound_at(std::span<const Gates> gates, int memory, std::span<const std::array<double, 3>> W,
                        int* active = nullptr);
 long memory_nodes(long gates, int memory);
+// The gate cycles of the graph's edges that reach gamma at the W's (within
+// 1e-5): the sequences the certificate says are extremal, shortest first, each
+// as its gate rows (one per necklace), at most max_count of up to max_len.
+std::vector<std::vector<int>> active_cycles(std::span<const Gates> gates, int memory,
+                                            std::span<const std::array<double, 3>> W, double gamma, int max_len,
+                                            int max_count);
 
 // |A|_2 of a 2x2 matrix from sigma_1 = (|(a + d, b - c)| + |(a - d, b + c)|) / 2:
 // a sum of two non-negative terms, accurate to a few ulps. The usual
@@ -83,7 +89,8 @@ double spectral_radius2(const Mat2& m);
 // Best witness for the gate set, searched over the families of certify_lower.cpp.
 // `hint` lists gate rows worth combining (e.g. the ones active at W). No growth
 // exceeds the upper bound `ceiling`, so the search stops once a family meets it.
+// `cycles`: gate cycles worth trying first (e.g. active_cycles of a gate-memory bound).
 Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, std::span<const int> hint,
-                       double ceiling);
+                       double ceiling, std::span<const std::vector<int>> cycles = {});
 
 }  // namespace mdnstab::detail

@@ -344,7 +344,7 @@ Result<double> witness_growth(std::span<const Gates> gate_set, const Witness& w)
 namespace detail {
 
 Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, std::span<const int> hint,
-                       double ceiling) {
+                       double ceiling, std::span<const std::vector<int>> cycles_first) {
   // The bounds meet: no family can do better (up to rounding).
   auto met = [&](const Witness& w) { return w.growth >= ceiling * (1 - 1e-13); };
   const int n = int(gates.size());
@@ -420,6 +420,15 @@ Witness search_witness(std::span<const Gates> gates, const CertifyOptions& opt, 
   if (n > 1) {
     std::vector<Mat4> T(size_t(n), Mat4::Zero());
     for (int gi : pick) T[size_t(gi)] = to_eigen(transition4(gates[gi], 1.0, 0.0));
+    // The given cycles first (constant ones are the rotations of step 1).
+    for (const auto& cyc : cycles_first) {
+      if (cyc.empty() || std::all_of(cyc.begin(), cyc.end(), [&](int g) { return g == cyc[0]; })) continue;
+      if (std::any_of(cyc.begin(), cyc.end(), [&](int g) { return g < 0 || g >= n; })) continue;
+      for (int gi : cyc) T[size_t(gi)] = to_eigen(transition4(gates[gi], 1.0, 0.0));
+      const Witness w = best_turning_cycle(gates, T, cyc, per_gate[size_t(cyc[0])].angle);
+      if (w.growth > best.growth) best = w;
+      if (met(best)) return best;
+    }
     std::vector<std::vector<int>> cycles;
     for (size_t a = 0; a < pick.size(); ++a)
       for (size_t b = a; b < pick.size(); ++b) cycles.push_back({pick[a], pick[b]});

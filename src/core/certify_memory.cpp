@@ -224,14 +224,32 @@ Feasible solve(const Problem& P, Eigen::VectorXd& z) {
   return z[t] > 0 ? Feasible::kYes : Feasible::kNo;
 }
 
-// L = [[1, x], [0, y]] with W ~ L^T L; false where W is not positive definite.
-bool factor(const std::array<double, 3>& W, double& x, double& y) {
+// W = L^T L with L = s [[1, x], [0, y]]; false where W is not positive definite.
+struct Factor {
+  double x, y, s;
+};
+bool factor_of(const std::array<double, 3>& W, Factor& f) {
   if (!(W[0] > 0)) return false;
-  x = W[1] / W[0];
   const double d = W[0] * W[2] - W[1] * W[1];
   if (!(d > 0)) return false;
-  y = std::sqrt(d) / W[0];
-  return std::isfinite(x) && y > 0 && std::isfinite(y);
+  f = {W[1] / W[0], std::sqrt(d) / W[0], std::sqrt(W[0])};
+  return std::isfinite(f.x) && f.y > 0 && std::isfinite(f.y);
+}
+
+// |L_to A L_from^-1|_2 = |W_to^1/2 A W_from^-1/2|_2 (NaN where not finite).
+double edge_norm(const Mat2& A, const Factor& from, const Factor& to) {
+  const Mat2 LA{A.a + to.x * A.c, A.b + to.x * A.d, to.y * A.c, to.y * A.d};
+  const double r = to.s / from.s;
+  return norm2_accurate(
+      {r * LA.a, r * (LA.b - from.x * LA.a) / from.y, r * LA.c, r * (LA.d - from.x * LA.c) / from.y});
+}
+
+// The factors of every word's W; false where one is not positive definite.
+bool factors(std::span<const std::array<double, 3>> W, std::vector<Factor>& f) {
+  f.resize(W.size());
+  for (size_t w = 0; w < W.size(); ++w)
+    if (!factor_of(W[w], f[w])) return false;
+  return true;
 }
 
 }  // namespace
@@ -240,28 +258,17 @@ double memory_bound_at(std::span<const Gates> gates, int memory, std::span<const
                        int* active) {
   const long n = long(gates.size());
   const long nodes = ipow(n, memory);
-  if (long(W.size()) != nodes) return kInf;
-  std::vector<std::array<double, 3>> f(static_cast<size_t>(nodes));  // x, y, sqrt(w11)
-  for (long w = 0; w < nodes; ++w) {
-    double x, y;
-    if (!factor(W[size_t(w)], x, y)) return kInf;
-    f[size_t(w)] = {x, y, std::sqrt(W[size_t(w)][0])};
-  }
+  std::vector<Factor> f;
+  if (long(W.size()) != nodes || !factors(W, f)) return kInf;
   const long mod = ipow(n, std::max(memory - 1, 0));
   double gamma = 0;
   if (active) *active = -1;
   for (long w = 0; w < nodes; ++w)
     for (long g = 0; g < n; ++g) {
       const long w2 = memory == 0 ? 0 : (w % mod) * n + g;
-      const auto [x1, y1, s1] = f[size_t(w)];
-      const auto [x2, y2, s2] = f[size_t(w2)];
       for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])}) {
-        // |L_w' A L_w^-1|_2 with L = sqrt(w11) [[1, x], [0, y]].
-        const Mat2 LA{A.a + x2 * A.c, A.b + x2 * A.d, y2 * A.c, y2 * A.d};
-        const double r = s2 / s1;
-        const Mat2 B{r * LA.a, r * (LA.b - x1 * LA.a) / y1, r * LA.c, r * (LA.d - x1 * LA.c) / y1};
-        const double v = norm2_accurate(B);
-        if (!(v <= kInf) || std::isnan(v)) return kInf;
+        const double v = edge_norm(A, f[size_t(w)], f[size_t(w2)]);
+        if (!(v < kInf)) return kInf;  // NaN or inf
         if (v > gamma) {
           gamma = v;
           if (active) *active = int(g);
@@ -327,5 +334,60 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, int memory, const s
 }
 
 long memory_nodes(long gates, int memory) { return ipow(gates, memory); }
+
+std::vector<std::vector<int>> active_cycles(std::span<const Gates> gates, int memory,
+                                            std::span<const std::array<double, 3>> W, double gamma, int max_len,
+                                            int max_count) {
+  std::vector<std::vector<int>> out;
+  const long n = long(gates.size()), nodes = ipow(n, memory);
+  if (memory < 1 || long(W.size()) != nodes || !(gamma > 0)) return out;
+  // Active edges: the ones within 1e-5 of gamma (the solver stops at 1e-7 of
+  // the optimum, so the extremal edges sit well inside that band).
+  const long mod = ipow(n, memory - 1);
+  std::vector<Factor> f;
+  if (!factors(W, f)) return out;
+  std::vector<std::vector<std::pair<long, int>>> next(static_cast<size_t>(nodes));
+  for (long w = 0; w < nodes; ++w)
+    for (long g = 0; g < n; ++g) {
+      const long w2 = (w % mod) * n + g;
+      double v = 0;
+      for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])})
+        v = std::max(v, edge_norm(A, f[size_t(w)], f[size_t(w2)]));
+      if (v >= gamma * (1 - 1e-5)) next[size_t(w)].push_back({w2, int(g)});
+    }
+  // Simple cycles through their smallest word, shortest first (iterative
+  // deepening), each as its gate rows; rotations of one cycle are one.
+  std::vector<int> path;
+  std::vector<char> on(static_cast<size_t>(nodes), 0);
+  auto canonical = [](std::vector<int> c) {
+    std::vector<int> best = c;
+    for (size_t r = 1; r < c.size(); ++r) {
+      std::rotate(c.begin(), c.begin() + 1, c.end());
+      if (c < best) best = c;
+    }
+    return best;
+  };
+  for (int len = 1; len <= max_len && int(out.size()) < max_count; ++len)
+    for (long s = 0; s < nodes && int(out.size()) < max_count; ++s) {
+      // Depth-first over words > s, closing at s after exactly len edges.
+      auto dfs = [&](auto&& self, long w) -> void {
+        if (int(out.size()) >= max_count) return;
+        for (const auto& [w2, g] : next[size_t(w)]) {
+          path.push_back(g);
+          if (w2 == s && int(path.size()) == len) {
+            const std::vector<int> c = canonical(path);
+            if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+          } else if (w2 > s && !on[size_t(w2)] && int(path.size()) < len) {
+            on[size_t(w2)] = 1;
+            self(self, w2);
+            on[size_t(w2)] = 0;
+          }
+          path.pop_back();
+        }
+      };
+      dfs(dfs, s);
+    }
+  return out;
+}
 
 }  // namespace mdnstab::detail

@@ -93,11 +93,12 @@ struct CertifyOptions {
   // Gate sets: the memory of the gate-dependent W's. -1: automatic, the
   // longest memory up to kAutoGateMemory whose graph stays small (words <=
   // kAutoMemoryWords, edges <= kAutoMemoryEdges); 0: the common W only;
-  // m >= 1: words of m rows (at most kMaxMemoryWords of them).
+  // m >= 1: words of m rows (at most kMaxMemoryWords: the solver's Newton
+  // steps are dense in 3 variables per word).
   int gate_memory = -1;
 };
 inline constexpr int kAutoGateMemory = 4;
-inline constexpr long kAutoMemoryWords = 16, kAutoMemoryEdges = 256, kMaxMemoryWords = 256;
+inline constexpr long kAutoMemoryWords = 16, kAutoMemoryEdges = 256, kMaxMemoryWords = 64;
 // The memory `opt.gate_memory` means for a set of n gates (0 for one gate).
 int gate_memory_for(long n, int requested);
 

@@ -92,7 +92,7 @@ TEST(CliCertify, GateMemoryCertifiesWhatTheCommonWCannot) {
   EXPECT_NE(r.out.find("CERTIFIED"), std::string::npos) << r.out;
 
   expect_bad("certify --gate-memory -2 --csv " + csv, "gate-memory -2");
-  expect_bad("certify --gate-memory 9 --csv " + csv, "more than 256");
+  expect_bad("certify --gate-memory 9 --csv " + csv, "more than 64");
 }
 
 TEST(CliCertify, EachRowOnItsOwnWritesOneResultPerRow) {
