@@ -16,6 +16,7 @@
 
 #include <Eigen/Dense>
 
+#include "certify_replay.hpp"
 #include "mdnstab/certify.hpp"
 #include "mdnstab/recurrent_ref.hpp"
 
@@ -240,55 +241,6 @@ TEST(Certify, GateSetsAgreeWithTheIndependentOptimizer) {
 
 // ---- contraction of certified sets through the reference recurrence ----
 
-// V(x) = sum over key coordinates i and value columns j of (s_ij, m_ij) W (s_ij, m_ij)^T.
-double v_norm2(const std::vector<double>& S, const std::vector<double>& M, const std::array<double, 3>& W) {
-  double v = 0;
-  for (size_t i = 0; i < S.size(); ++i) v += W[0] * S[i] * S[i] + 2 * W[1] * S[i] * M[i] + W[2] * M[i] * M[i];
-  return v;
-}
-
-// Runs `steps` tokens one at a time through recurrent_ref (DK = 4, DV = 2,
-// v = 0, unit keys, no L2 norm), checking V_t <= gamma^2 V_{t-1} at every step.
-// Returns the largest V_t / (gamma^2 V_{t-1}).
-double worst_step_ratio(std::span<const Gates> set, const Certificate& c, bool rotating, int steps, std::mt19937_64& rng) {
-  const int DK = 4, DV = 2;
-  std::normal_distribution<double> N(0, 1);
-  std::uniform_int_distribution<int> pick(0, int(set.size()) - 1);
-  std::vector<double> S(DK * DV), M(DK * DV), S1(DK * DV), M1(DK * DV);  // [DK,DV]
-  for (double& x : S) x = N(rng);
-  for (double& x : M) x = N(rng);
-  std::vector<double> q(DK, 1.0), k(DK), v(DV, 0.0), o(DV);
-  double worst = 0;
-  const double theta = 0.7 + 0.5 * N(rng);
-  for (int t = 0; t < steps; ++t) {
-    if (rotating) {
-      std::fill(k.begin(), k.end(), 0.0);
-      k[0] = std::cos(t * theta);
-      k[1] = std::sin(t * theta);
-    } else {
-      double nn = 0;
-      for (double& x : k) x = N(rng), nn += x * x;
-      for (double& x : k) x /= std::sqrt(nn);
-    }
-    const Gates& g = set[size_t(pick(rng))];
-    const double la = g.log_alpha, lm = g.log_mu, b = g.beta, e = g.eta;
-    RecurrentArgs<double> a;
-    a.steps = 1, a.dk = DK, a.dv = DV;
-    a.q = q.data(), a.k = k.data(), a.v = v.data();
-    a.log_alpha = &la, a.log_mu = &lm, a.beta = &b, a.eta = &e;
-    a.l2norm_qk = false;
-    a.p_scale = g.p_scale;
-    a.s0 = S.data(), a.m0 = M.data(), a.o = o.data(), a.s_final = S1.data(), a.m_final = M1.data();
-    EXPECT_TRUE(recurrent_ref(a).is_ok());
-    const double v0 = v_norm2(S, M, c.W), v1 = v_norm2(S1, M1, c.W);
-    if (v0 > 0) worst = std::max(worst, v1 / (c.common_upper_bound * c.common_upper_bound * v0));
-    // Renormalize (the system is linear) so 10^4 contracting steps never underflow.
-    const double s = 1 / std::sqrt(v1 > 0 ? v1 : 1.0);
-    for (int i = 0; i < DK * DV; ++i) S[i] = S1[i] * s, M[i] = M1[i] * s;
-  }
-  return worst;
-}
-
 TEST(Certify, CertifiedSetsContractUnderRandomAndRotatingKeys) {
   std::mt19937_64 rng(15);
   std::uniform_real_distribution<double> U(0, 1);
@@ -302,7 +254,9 @@ TEST(Certify, CertifiedSetsContractUnderRandomAndRotatingKeys) {
     ++tested;
     // |x_t|_W <= gamma |x_{t-1}|_W at every step; rounding of one step is
     // ~1e-15 relative, so 1e-12 is a generous allowance that a wrong W exceeds.
-    for (bool rot : {false, true}) EXPECT_LE(worst_step_ratio(set, c, rot, 10000, rng), 1 + 1e-12) << i << rot;
+    for (bool rot : {false, true})
+      EXPECT_LE(worst_step_ratio(set, std::span(&c.W, 1), c.common_upper_bound, rot, 10000, rng), 1 + 1e-12)
+          << i << rot;
   }
   EXPECT_EQ(tested, 8);
 }

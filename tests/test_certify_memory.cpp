@@ -15,6 +15,7 @@
 
 #include <Eigen/Dense>
 
+#include "certify_replay.hpp"
 #include "core/certify_impl.hpp"
 #include "mdnstab/certify.hpp"
 #include "mdnstab/recurrent_ref.hpp"
@@ -137,60 +138,6 @@ TEST(CertifyMemory, CertifiesAPairTheCommonWCannot) {
   EXPECT_LE(c.lower_bound, c.upper_bound);
 }
 
-// V_w(x) = sum over key coordinates and value columns of (s, m) W_w (s, m)^T.
-double v_norm2(const std::vector<double>& S, const std::vector<double>& M, const std::array<double, 3>& W) {
-  double v = 0;
-  for (size_t i = 0; i < S.size(); ++i) v += W[0] * S[i] * S[i] + 2 * W[1] * S[i] * M[i] + W[2] * M[i] * M[i];
-  return v;
-}
-
-// Steps recurrent_ref (DK = 4, DV = 2, v = 0, unit keys) along a random gate
-// sequence, tracking the word of the last `memory` rows; returns the largest
-// V_{w_t}(x_t) / (gamma^2 V_{w_{t-1}}(x_{t-1})).
-double worst_step_ratio(std::span<const Gates> set, const Certificate& c, bool rotating, int steps,
-                        std::mt19937_64& rng) {
-  const int DK = 4, DV = 2;
-  const long n = long(set.size()), words = long(c.W_by_word.size());
-  std::normal_distribution<double> N(0, 1);
-  std::uniform_int_distribution<long> pick(0, n - 1);
-  std::vector<double> S(DK * DV), M(DK * DV), S1(DK * DV), M1(DK * DV);
-  for (double& x : S) x = N(rng);
-  for (double& x : M) x = N(rng);
-  std::vector<double> q(DK, 1.0), k(DK), v(DV, 0.0), o(DV);
-  long w = std::uniform_int_distribution<long>(0, words - 1)(rng);  // any word may start
-  double worst = 0;
-  const double theta = 0.7 + 0.5 * N(rng);
-  for (int t = 0; t < steps; ++t) {
-    if (rotating) {
-      std::fill(k.begin(), k.end(), 0.0);
-      k[0] = std::cos(t * theta);
-      k[1] = std::sin(t * theta);
-    } else {
-      double nn = 0;
-      for (double& x : k) x = N(rng), nn += x * x;
-      for (double& x : k) x /= std::sqrt(nn);
-    }
-    const long gi = pick(rng);
-    const Gates& g = set[size_t(gi)];
-    const double la = g.log_alpha, lm = g.log_mu, b = g.beta, e = g.eta;
-    RecurrentArgs<double> a;
-    a.steps = 1, a.dk = DK, a.dv = DV;
-    a.q = q.data(), a.k = k.data(), a.v = v.data();
-    a.log_alpha = &la, a.log_mu = &lm, a.beta = &b, a.eta = &e;
-    a.l2norm_qk = false;
-    a.p_scale = g.p_scale;
-    a.s0 = S.data(), a.m0 = M.data(), a.o = o.data(), a.s_final = S1.data(), a.m_final = M1.data();
-    EXPECT_TRUE(recurrent_ref(a).is_ok());
-    const long w2 = (w * n + gi) % words;
-    const double v0 = v_norm2(S, M, c.W_by_word[size_t(w)]), v1 = v_norm2(S1, M1, c.W_by_word[size_t(w2)]);
-    if (v0 > 0) worst = std::max(worst, v1 / (c.upper_bound * c.upper_bound * v0));
-    const double s = 1 / std::sqrt(v1 > 0 ? v1 : 1.0);  // linear: renormalize
-    for (int i = 0; i < DK * DV; ++i) S[i] = S1[i] * s, M[i] = M1[i] * s;
-    w = w2;
-  }
-  return worst;
-}
-
 TEST(CertifyMemory, WordWsContractAlongTheReferenceRecurrence) {
   std::mt19937_64 rng(31);
   std::uniform_real_distribution<double> U(0, 1);
@@ -205,7 +152,8 @@ TEST(CertifyMemory, WordWsContractAlongTheReferenceRecurrence) {
     beat_common += c.upper_bound < c.common_upper_bound * (1 - 1e-3);
     // Rounding of one step is ~1e-15 relative: 1e-12 is generous, and a wrong
     // W (or a wrong word index) exceeds it.
-    for (bool rot : {false, true}) EXPECT_LE(worst_step_ratio(set, c, rot, 2000, rng), 1 + 1e-12) << i << rot;
+    for (bool rot : {false, true})
+      EXPECT_LE(worst_step_ratio(set, c.W_by_word, c.upper_bound, rot, 2000, rng), 1 + 1e-12) << i << rot;
   }
   EXPECT_EQ(tested, 10);
   EXPECT_GE(beat_common, 5);
