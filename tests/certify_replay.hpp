@@ -27,12 +27,14 @@ inline double v_norm2(const std::vector<double>& S, const std::vector<double>& M
 // Runs `steps` tokens one at a time through recurrent_ref (DK = 4, DV = 2, v = 0,
 // unit keys random or rotating in a plane, no L2 norm), each with a gate row
 // drawn at random, and returns the largest V_{w_t}(x_t) / (gamma^2 V_{w_{t-1}}(x_{t-1})).
-// W holds one form per word of the last gate rows (w_t = (w_{t-1} n + g_t) mod
-// |W|, Certificate::W_by_word's layout); a single form is the common W.
+// W holds one form per word of the labels of the last gate rows (w_t =
+// (w_{t-1} L + label[g_t]) mod |W| with L labels, Certificate::W_by_word's
+// layout; no labels: each row its own); a single form is the common W.
 inline double worst_step_ratio(std::span<const Gates> set, std::span<const std::array<double, 3>> W, double gamma,
-                               bool rotating, int steps, std::mt19937_64& rng) {
+                               bool rotating, int steps, std::mt19937_64& rng, std::span<const int> label = {}) {
   const int DK = 4, DV = 2;
   const long n = long(set.size()), words = long(W.size());
+  const long labels = label.empty() ? n : 1 + *std::max_element(label.begin(), label.end());
   std::normal_distribution<double> N(0, 1);
   std::uniform_int_distribution<int> pick(0, int(n) - 1);
   std::vector<double> S(DK * DV), M(DK * DV), S1(DK * DV), M1(DK * DV);  // [DK, DV]
@@ -63,7 +65,7 @@ inline double worst_step_ratio(std::span<const Gates> set, std::span<const std::
     a.p_scale = g.p_scale;
     a.s0 = S.data(), a.m0 = M.data(), a.o = o.data(), a.s_final = S1.data(), a.m_final = M1.data();
     EXPECT_TRUE(recurrent_ref(a).is_ok());
-    const long w2 = (w * n + gi) % words;
+    const long w2 = (w * labels + (label.empty() ? gi : label[size_t(gi)])) % words;
     const double v0 = v_norm2(S, M, W[size_t(w)]), v1 = v_norm2(S1, M1, W[size_t(w2)]);
     if (v0 > 0) worst = std::max(worst, v1 / (gamma * gamma * v0));
     // Renormalize (the system is linear) so 10^4 contracting steps never underflow.

@@ -47,6 +47,7 @@ nlohmann::json certificate_json(const Certificate& c, std::span<const Gates> set
           {"W", {c.W[0], c.W[1], c.W[2]}},
           {"W_factor", {c.W_factor[0], c.W_factor[1]}},
           {"gate_memory", c.gate_memory},
+          {"gate_label", c.gate_memory > 0 ? nlohmann::json(c.gate_label) : nlohmann::json(nullptr)},
           {"W_by_word", by_word},
           {"lower_bound", number_or_null(c.lower_bound)},
           {"witness", witness_json(c.witness, set)},

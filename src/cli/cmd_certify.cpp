@@ -2,6 +2,7 @@
 // and 7) for one gate set, a CSV of gate rows (one time-varying set, or each
 // row on its own with --each), or a box of gate ranges (certified at its
 // vertices). Tested in tests/cli/test_cli_certify.cpp.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -65,10 +66,15 @@ void print_table(const Certificate& c, std::span<const Gates> set, const std::st
   const std::string common_w =
       fmt::format("with W = [[{:.6g}, {:.6g}], [{:.6g}, {:.6g}]]", c.W[0], c.W[1], c.W[1], c.W[2]);
   if (c.gate_memory > 0) {
+    const int labels = c.gate_label.empty() ? 0 : 1 + *std::max_element(c.gate_label.begin(), c.gate_label.end());
+    const bool clusters = labels < int(set.size());
+    const std::string last = c.gate_memory == 1 ? "last gate row" : fmt::format("last {} gate rows", c.gate_memory);
     row("upper bound gamma",
-        fmt::format("{:.9g}   with one W per {} ({} W's; --format json lists them)", c.upper_bound,
-                    c.gate_memory == 1 ? "last gate row" : fmt::format("word of the last {} gate rows", c.gate_memory),
-                    c.W_by_word.size()));
+        clusters ? fmt::format("{:.9g}   with one W per cluster of the {} ({} clusters of rows; --format json lists "
+                               "the W's and each row's cluster)",
+                               c.upper_bound, last, labels)
+                 : fmt::format("{:.9g}   with one W per {} ({} W's; --format json lists them)", c.upper_bound,
+                               c.gate_memory == 1 ? last : "word of the " + last, c.W_by_word.size()));
     row("common W", fmt::format("{:.9g}   {}", c.common_upper_bound, common_w));
   } else {
     row("upper bound gamma", fmt::format("{:.9g}   {}", c.upper_bound, common_w));

@@ -116,7 +116,7 @@ int gate_memory_for(long n, int requested) {
   while (m < kAutoGateMemory && detail::memory_nodes(n, m + 1) <= kAutoMemoryWords &&
          detail::memory_nodes(n, m + 2) <= kAutoMemoryEdges)
     ++m;
-  return m;
+  return m > 0 ? m : 1;  // larger sets: memory 1 over clusters of rows
 }
 
 Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOptions& opt) {
@@ -125,7 +125,7 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
     return error(Code::kInvalidArgument, fmt::format("rel_tol = {} must be in (0, 1)", opt.rel_tol));
   if (opt.gate_memory < -1)
     return error(Code::kInvalidArgument, fmt::format("gate memory {} must be >= 0 (or -1: automatic)", opt.gate_memory));
-  if (const int m = gate_memory_for(long(gate_set.size()), opt.gate_memory); m > 0) {
+  if (const int m = gate_memory_for(long(gate_set.size()), opt.gate_memory); m > 0 && opt.gate_memory > 0) {
     // n^m words, computed without overflow (n^(m+1) edges: at most 64^2).
     const long n = long(gate_set.size());
     long words = 1;
@@ -172,16 +172,22 @@ Result<Certificate> certify(std::span<const Gates> gate_set, const CertifyOption
   double best = ub.gamma;
   std::vector<std::vector<int>> cycles;
   if (const int m = gate_memory_for(c.gates, opt.gate_memory); m >= 1 && !c.single_gate) {
-    const detail::MemoryBound mb =
-        detail::upper_bound_memory(sg.gates, m, ub.W, frozen, ub.gamma, 0.1 * opt.rel_tol);
+    // Words of the rows themselves, or (automatic, above kAutoMemoryWords rows)
+    // of kAutoMemoryWords clusters of rows.
+    const long n = c.gates;
+    const detail::MemoryGraph G = opt.gate_memory > 0 || n <= kAutoMemoryWords
+                                      ? detail::de_bruijn(n, m)
+                                      : detail::clustered(sg.gates, int(kAutoMemoryWords), m);
+    const detail::MemoryBound mb = detail::upper_bound_memory(sg.gates, G, ub.W, frozen, ub.gamma, 0.1 * opt.rel_tol);
     int act = -1;
-    const double g = detail::memory_bound_at(sg.gates, m, mb.W, &act);  // from the W's as reported
+    const double g = detail::memory_bound_at(sg.gates, G, mb.W, &act);  // from the W's as reported
     if (g < best) {
       best = g;
       c.gate_memory = m;
+      c.gate_label = G.label;
       c.W_by_word = mb.W;
       c.active_gate = act;
-      if (opt.lower_bound) cycles = detail::active_cycles(sg.gates, m, mb.W, g, 8, 12);
+      if (opt.lower_bound) cycles = detail::active_cycles(sg.gates, G, mb.W, g, 8, 12);
     }
   }
   c.upper_bound = detail::unscale(best, shift, true);

@@ -44,26 +44,39 @@ UpperBound upper_bound_pair(const Mat2& par, const Mat2& perp);
 // Any set of matrices (dets may differ).
 UpperBound upper_bound_set(std::span<const Mat2> mats);
 
-// The gate-memory bound (certify_memory.cpp): one W per word of the last
-// `memory` gate rows (n^memory words, oldest row first, base n), on scaled gates.
+// The gate-memory bound (certify_memory.cpp): one W per word of the labels of
+// the last `memory` gate rows. A label per row: the row itself (de_bruijn), or
+// a cluster of rows for large sets (clustered). Words are base-`labels`
+// numbers, oldest label first; after gate g, word w goes to next(w, g).
+struct MemoryGraph {
+  int memory = 0;
+  int labels = 1;
+  std::vector<int> label;  // per gate row, in [0, labels)
+  long words = 1;          // labels^memory
+  long next(long w, int g) const;
+};
+MemoryGraph de_bruijn(long n, int memory);
+MemoryGraph clustered(std::span<const Gates> gates, int k, int memory);
+
 struct MemoryBound {
-  double gamma = 0;  // max over the graph's edges of |W_w'^1/2 A W_w^-1/2|_2 at W
-  double gamma_lower = 0;  // the bisection's lower end: no W's of this memory do better (to the barrier's tolerance)
+  double gamma = 0;        // max over the graph's edges of |W_w'^1/2 A W_w^-1/2|_2 at W
+  double gamma_lower = 0;  // the bisection's lower end: no W's on this graph do better (to the barrier's tolerance)
   int memory = 0;
   std::vector<std::array<double, 3>> W;  // per word, max(w11, w22) = 1 over all
   int active_gate = -1;                  // the gate row of an edge reaching gamma
 };
-// Starts from the common W0 on every word; bisects gamma in [lo, hi] to rel_tol.
-MemoryBound upper_bound_memory(std::span<const Gates> gates, int memory, const std::array<double, 3>& W0,
+// On scaled gates. Starts from the common W0 on every word; bisects gamma in
+// [lo, hi] to rel_tol, over an active set of gate rows for large sets.
+MemoryBound upper_bound_memory(std::span<const Gates> gates, const MemoryGraph& G, const std::array<double, 3>& W0,
                                double lo, double hi, double rel_tol);
 // The bound the W's prove (+inf where one is not positive definite).
-double memory_bound_at(std::span<const Gates> gates, int memory, std::span<const std::array<double, 3>> W,
+double memory_bound_at(std::span<const Gates> gates, const MemoryGraph& G, std::span<const std::array<double, 3>> W,
                        int* active = nullptr);
 long memory_nodes(long gates, int memory);
 // The gate cycles of the graph's edges that reach gamma at the W's (within
 // 1e-5): the sequences the certificate says are extremal, shortest first, each
 // as its gate rows (one per necklace), at most max_count of up to max_len.
-std::vector<std::vector<int>> active_cycles(std::span<const Gates> gates, int memory,
+std::vector<std::vector<int>> active_cycles(std::span<const Gates> gates, const MemoryGraph& G,
                                             std::span<const std::array<double, 3>> W, double gamma, int max_len,
                                             int max_count);
 

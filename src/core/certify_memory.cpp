@@ -66,22 +66,19 @@ long ipow(long n, int m) {
   return r;
 }
 
-// Blocks for gamma^2 = lam: edges (lam W_w - A^T W_w' A - t I) and nodes (W_w - t I).
-Problem build(std::span<const Gates> gates, int memory, double lam) {
+// Blocks for gamma^2 = lam: edges (lam W_w - A^T W_w' A - t I) of the gates
+// in `subset` and nodes (W_w - t I).
+Problem build(std::span<const Gates> gates, const MemoryGraph& G, std::span<const int> subset, double lam) {
   Problem P;
-  const long n = long(gates.size());
-  P.nodes = int(ipow(n, memory));
+  P.nodes = int(G.words);
   P.nvar = 3 * P.nodes + 1;
   const int t = 3 * P.nodes;
-  std::vector<Mat2> mats;
-  for (const Gates& g : gates) mats.push_back(a_par(g)), mats.push_back(a_perp(g));
-  const long mod = ipow(n, std::max(memory - 1, 0));
   for (int w = 0; w < P.nodes; ++w)
-    for (long g = 0; g < n; ++g) {
-      const int w2 = memory == 0 ? 0 : int((w % mod) * n + g);
-      for (int x = 0; x < 2; ++x) {
+    for (int g : subset) {
+      const int w2 = int(G.next(w, g));
+      for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])}) {
         double k11[3], k12[3], k22[3];
-        atwa(mats[size_t(2 * g + x)], k11, k12, k22);
+        atwa(A, k11, k12, k22);
         Block b;
         b.n = 7;
         for (int j = 0; j < 3; ++j) {
@@ -96,7 +93,7 @@ Problem build(std::span<const Gates> gates, int memory, double lam) {
         }
         b.idx[6] = t, b.c11[6] = -1, b.c12[6] = 0, b.c22[6] = -1;
         P.blocks.push_back(b);
-        P.edge_gate.push_back(int(g));
+        P.edge_gate.push_back(g);
       }
     }
   for (int w = 0; w < P.nodes; ++w) {
@@ -254,21 +251,103 @@ bool factors(std::span<const std::array<double, 3>> W, std::vector<Factor>& f) {
 
 }  // namespace
 
-double memory_bound_at(std::span<const Gates> gates, int memory, std::span<const std::array<double, 3>> W,
-                       int* active) {
+long MemoryGraph::next(long w, int g) const {
+  return memory == 0 ? 0 : (w % (words / labels)) * labels + label[size_t(g)];
+}
+
+MemoryGraph de_bruijn(long n, int memory) {
+  MemoryGraph G;
+  G.memory = memory;
+  G.labels = int(n);
+  G.label.resize(size_t(n));
+  for (long g = 0; g < n; ++g) G.label[size_t(g)] = int(g);
+  G.words = ipow(n, memory);
+  return G;
+}
+
+MemoryGraph clustered(std::span<const Gates> gates, int k, int memory) {
+  // k-means on the entries of A_par and A_perp (the transitions are linear in
+  // them), farthest-point seeds from the row of largest norm: deterministic.
   const long n = long(gates.size());
-  const long nodes = ipow(n, memory);
-  std::vector<Factor> f;
-  if (long(W.size()) != nodes || !factors(W, f)) return kInf;
-  const long mod = ipow(n, std::max(memory - 1, 0));
+  k = int(std::min<long>(k, n));
+  std::vector<std::array<double, 7>> x(static_cast<size_t>(n));
+  for (long g = 0; g < n; ++g) {
+    const Mat2 P = a_par(gates[size_t(g)]), Q = a_perp(gates[size_t(g)]);
+    x[size_t(g)] = {P.a, P.b, P.c, P.d, Q.a, Q.b, Q.d};
+  }
+  auto d2 = [](const std::array<double, 7>& a, const std::array<double, 7>& b) {
+    double s = 0;
+    for (int i = 0; i < 7; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+    return s;
+  };
+  std::vector<std::array<double, 7>> c;
+  long first = 0;
+  for (long g = 1; g < n; ++g)
+    if (norm2_accurate(a_par(gates[size_t(g)])) > norm2_accurate(a_par(gates[size_t(first)]))) first = g;
+  c.push_back(x[size_t(first)]);
+  std::vector<double> near(static_cast<size_t>(n), kInf);
+  while (int(c.size()) < k) {
+    long far = 0;
+    for (long g = 0; g < n; ++g) {
+      near[size_t(g)] = std::min(near[size_t(g)], d2(x[size_t(g)], c.back()));
+      if (near[size_t(g)] > near[size_t(far)]) far = g;
+    }
+    if (!(near[size_t(far)] > 0)) break;  // fewer distinct rows than k
+    c.push_back(x[size_t(far)]);
+  }
+  k = int(c.size());
+  std::vector<int> label(static_cast<size_t>(n), 0);
+  for (int it = 0; it < 20; ++it) {
+    bool moved = false;
+    for (long g = 0; g < n; ++g) {
+      int best = 0;
+      for (int j = 1; j < k; ++j)
+        if (d2(x[size_t(g)], c[size_t(j)]) < d2(x[size_t(g)], c[size_t(best)])) best = j;
+      moved = moved || best != label[size_t(g)];
+      label[size_t(g)] = best;
+    }
+    if (!moved && it > 0) break;
+    std::vector<std::array<double, 7>> sum(static_cast<size_t>(k), std::array<double, 7>{});
+    std::vector<long> cnt(static_cast<size_t>(k), 0);
+    for (long g = 0; g < n; ++g) {
+      ++cnt[size_t(label[size_t(g)])];
+      for (int i = 0; i < 7; ++i) sum[size_t(label[size_t(g)])][size_t(i)] += x[size_t(g)][size_t(i)];
+    }
+    for (int j = 0; j < k; ++j)
+      if (cnt[size_t(j)] > 0)
+        for (int i = 0; i < 7; ++i) c[size_t(j)][size_t(i)] = sum[size_t(j)][size_t(i)] / double(cnt[size_t(j)]);
+  }
+  // Labels in order of first appearance, none empty.
+  std::vector<int> renum(static_cast<size_t>(k), -1);
+  int used = 0;
+  for (int& l : label) {
+    if (renum[size_t(l)] < 0) renum[size_t(l)] = used++;
+    l = renum[size_t(l)];
+  }
+  MemoryGraph G;
+  G.memory = memory;
+  G.labels = used;
+  G.label = std::move(label);
+  G.words = ipow(used, memory);
+  return G;
+}
+
+namespace {
+
+// max over the W's edges of the gates' norms; per gate in `per_gate` (if given).
+double bound_over(std::span<const Gates> gates, const MemoryGraph& G, const std::vector<Factor>& f,
+                  std::vector<double>* per_gate, int* active) {
+  const long n = long(gates.size());
   double gamma = 0;
   if (active) *active = -1;
-  for (long w = 0; w < nodes; ++w)
+  if (per_gate) per_gate->assign(size_t(n), 0.0);
+  for (long w = 0; w < G.words; ++w)
     for (long g = 0; g < n; ++g) {
-      const long w2 = memory == 0 ? 0 : (w % mod) * n + g;
+      const long w2 = G.next(w, int(g));
       for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])}) {
         const double v = edge_norm(A, f[size_t(w)], f[size_t(w2)]);
         if (!(v < kInf)) return kInf;  // NaN or inf
+        if (per_gate) (*per_gate)[size_t(g)] = std::max((*per_gate)[size_t(g)], v);
         if (v > gamma) {
           gamma = v;
           if (active) *active = int(g);
@@ -278,17 +357,25 @@ double memory_bound_at(std::span<const Gates> gates, int memory, std::span<const
   return gamma;
 }
 
-MemoryBound upper_bound_memory(std::span<const Gates> gates, int memory, const std::array<double, 3>& W0,
+}  // namespace
+
+double memory_bound_at(std::span<const Gates> gates, const MemoryGraph& G, std::span<const std::array<double, 3>> W,
+                       int* active) {
+  std::vector<Factor> f;
+  if (long(W.size()) != G.words || long(G.label.size()) != long(gates.size()) || !factors(W, f)) return kInf;
+  return bound_over(gates, G, f, nullptr, active);
+}
+
+MemoryBound upper_bound_memory(std::span<const Gates> gates, const MemoryGraph& G, const std::array<double, 3>& W0,
                                double lo, double hi, double rel_tol) {
   MemoryBound out;
-  out.memory = memory;
-  const long nodes = ipow(long(gates.size()), memory);
+  out.memory = G.memory;
+  const long nodes = G.words, n = long(gates.size());
   // The common W on every node: feasible at its own gamma.
   out.W.assign(size_t(nodes), W0);
-  out.gamma = memory_bound_at(gates, memory, out.W, &out.active_gate);
+  out.gamma = memory_bound_at(gates, G, out.W, &out.active_gate);
   if (!std::isfinite(out.gamma)) return out;
-  hi = std::min(hi, out.gamma);
-  lo = std::min(lo, hi);
+  const double lo0 = lo;
   const int nvar = 3 * int(nodes) + 1;
   // Start inside tr W < 1.
   Eigen::VectorXd start(nvar);
@@ -296,32 +383,75 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, int memory, const s
   for (long w = 0; w < nodes; ++w)
     for (int j = 0; j < 3; ++j) start[3 * w + j] = 0.5 * W0[size_t(j)] / tr0;
   start[nvar - 1] = 0;
-  for (int it = 0; it < 80 && hi > lo * (1 + rel_tol); ++it) {
-    const double mid = lo > 0 ? std::sqrt(lo * hi) : 0.5 * hi;
-    const Problem P = build(gates, memory, mid * mid);
-    Eigen::VectorXd z = start;
-    const Feasible f = solve(P, z);
-    if (f == Feasible::kYes) {
-      std::vector<std::array<double, 3>> W(static_cast<size_t>(nodes));
-      double trmax = 0;
-      for (long w = 0; w < nodes; ++w) {
-        W[size_t(w)] = {z[3 * w], z[3 * w + 1], z[3 * w + 2]};
-        trmax = std::max(trmax, z[3 * w] + z[3 * w + 2]);
-      }
-      int act = -1;
-      const double g = memory_bound_at(gates, memory, W, &act);
-      if (g < out.gamma) {
-        out.gamma = g, out.W = W, out.active_gate = act;
-        // The next start: these W's, pulled inside tr W < 1.
+  // Active set: the gates that reach the highest norms at the current W's,
+  // more added while the W's found for them leave others above their gamma.
+  // The returned gamma is over every gate, whatever the subset.
+  constexpr long kFirst = 32, kAdd = 16;
+  std::vector<double> per_gate;
+  std::vector<Factor> f;
+  factors(out.W, f);
+  bound_over(gates, G, f, &per_gate, nullptr);
+  std::vector<int> subset;
+  std::vector<char> in(static_cast<size_t>(n), 0);
+  auto add = [&](long k, double above) {
+    std::vector<int> order;
+    for (long g = 0; g < n; ++g)
+      if (!in[size_t(g)] && per_gate[size_t(g)] > above) order.push_back(int(g));
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return per_gate[size_t(a)] > per_gate[size_t(b)]; });
+    if (long(order.size()) > k) order.resize(size_t(k));
+    for (int g : order) in[size_t(g)] = 1, subset.push_back(g);
+    return order.size();
+  };
+  add(n <= kFirst + kAdd ? n : kFirst, -1.0);
+  double proven_lo = 0;
+  for (int round = 0; round < 64; ++round) {
+    // A subset's optimum bounds a larger subset's from below: the next round
+    // starts from this one's proven lower end.
+    double sub_hi = std::min(hi, out.gamma), sub_lo = std::min(std::max(lo0, proven_lo), sub_hi);
+    double sub_gamma = kInf;  // the subset's bound at the subset's best W's
+    std::vector<std::array<double, 3>> sub_W;
+    for (int it = 0; it < 80 && sub_hi > sub_lo * (1 + rel_tol); ++it) {
+      const double mid = sub_lo > 0 ? std::sqrt(sub_lo * sub_hi) : 0.5 * sub_hi;
+      const Problem P = build(gates, G, subset, mid * mid);
+      Eigen::VectorXd z = start;
+      const Feasible fz = solve(P, z);
+      if (fz == Feasible::kYes) {
+        std::vector<std::array<double, 3>> W(static_cast<size_t>(nodes));
+        double trmax = 0;
+        for (long w = 0; w < nodes; ++w) {
+          W[size_t(w)] = {z[3 * w], z[3 * w + 1], z[3 * w + 2]};
+          trmax = std::max(trmax, z[3 * w] + z[3 * w + 2]);
+        }
+        std::vector<Factor> fw;
+        if (!factors(W, fw)) break;
+        // The subset's own bound at these W's (over its gates only).
+        double g_sub = 0;
         for (long w = 0; w < nodes; ++w)
-          for (int j = 0; j < 3; ++j) start[3 * w + j] = z[3 * w + j] * 0.9 / trmax;
+          for (int g : subset)
+            for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])})
+              g_sub = std::max(g_sub, edge_norm(A, fw[size_t(w)], fw[size_t(G.next(w, g))]));
+        if (g_sub < sub_gamma) {
+          sub_gamma = g_sub, sub_W = W;
+          for (long w = 0; w < nodes; ++w)
+            for (int j = 0; j < 3; ++j) start[3 * w + j] = z[3 * w + j] * 0.9 / trmax;
+        }
+        sub_hi = std::min(mid, g_sub);
+      } else {
+        // kNo, or kUnknown (numerical trouble): no W's found at mid; only a
+        // proof (kNo) moves the lower bound the caller sees.
+        sub_lo = mid;
+        if (fz == Feasible::kNo) proven_lo = std::max(proven_lo, mid);
       }
-      hi = std::min(mid, out.gamma);
-    } else if (f == Feasible::kNo) {
-      lo = mid;
-    } else {
-      break;  // numerical trouble: keep the best W's found
     }
+    out.gamma_lower = std::max(out.gamma_lower, proven_lo);  // a subset's optimum is a lower bound
+    if (sub_W.empty()) break;
+    std::vector<Factor> fw;
+    if (!factors(sub_W, fw)) break;
+    int act = -1;
+    const double g_all = bound_over(gates, G, fw, &per_gate, &act);
+    if (g_all < out.gamma) out.gamma = g_all, out.W = sub_W, out.active_gate = act;
+    // Done when no gate outside the subset rises above the subset's gamma.
+    if (!(g_all > sub_gamma * (1 + 1e-12)) || add(kAdd, sub_gamma * (1 + 1e-12)) == 0) break;
   }
   // Normalized as the common W: max(w11, w22) = 1 over all nodes.
   double s = 0;
@@ -329,27 +459,25 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, int memory, const s
   if (s > 0)
     for (auto& w : out.W)
       for (double& v : w) v /= s;
-  out.gamma_lower = lo;
   return out;
 }
 
 long memory_nodes(long gates, int memory) { return ipow(gates, memory); }
 
-std::vector<std::vector<int>> active_cycles(std::span<const Gates> gates, int memory,
+std::vector<std::vector<int>> active_cycles(std::span<const Gates> gates, const MemoryGraph& G,
                                             std::span<const std::array<double, 3>> W, double gamma, int max_len,
                                             int max_count) {
   std::vector<std::vector<int>> out;
-  const long n = long(gates.size()), nodes = ipow(n, memory);
-  if (memory < 1 || long(W.size()) != nodes || !(gamma > 0)) return out;
+  const long n = long(gates.size()), nodes = G.words;
+  if (G.memory < 1 || long(W.size()) != nodes || !(gamma > 0)) return out;
   // Active edges: the ones within 1e-5 of gamma (the solver stops at 1e-7 of
   // the optimum, so the extremal edges sit well inside that band).
-  const long mod = ipow(n, memory - 1);
   std::vector<Factor> f;
   if (!factors(W, f)) return out;
   std::vector<std::vector<std::pair<long, int>>> next(static_cast<size_t>(nodes));
   for (long w = 0; w < nodes; ++w)
     for (long g = 0; g < n; ++g) {
-      const long w2 = (w % mod) * n + g;
+      const long w2 = G.next(w, int(g));
       double v = 0;
       for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])})
         v = std::max(v, edge_norm(A, f[size_t(w)], f[size_t(w2)]));

@@ -112,6 +112,7 @@ json prediction_json(const Prediction& p, std::span<const Gates> set) {
           {"upper_bound", num(c.upper_bound)},
           {"common_upper_bound", num(c.common_upper_bound)},
           {"gate_memory", c.gate_memory},
+          {"gate_label", c.gate_memory > 0 ? json(c.gate_label) : json(nullptr)},
           {"W_by_word", by_word},
           {"W", {c.W[0], c.W[1], c.W[2]}},
           {"W_factor", {c.W_factor[0], c.W_factor[1]}},
@@ -304,6 +305,7 @@ Result<SavedPredictions> parse_predictions(const json& j, const std::string& sou
       c.gate_memory = p.value("gate_memory", 0);
       if (c.gate_memory < 0) return error(Code::kInvalidArgument, fmt::format("{}: \"gate_memory\" must be >= 0", what));
       if (c.gate_memory > 0) {
+        c.gate_label = p.at("gate_label").get<std::vector<int>>();
         const auto words = p.at("W_by_word").get<std::vector<std::vector<double>>>();
         for (const auto& x : words) {
           if (x.size() != 3) return error(Code::kInvalidArgument, fmt::format("{}: \"W_by_word\" needs 3 numbers per word", what));

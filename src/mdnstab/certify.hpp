@@ -55,10 +55,15 @@ struct Certificate {
   double common_upper_bound = 0;
   std::array<double, 3> W{1, 0, 1};  // [w11, w12, w22] of the 2x2 W > 0 (max(w11, w22) = 1)
   // Gate sets: the gate-memory certificate (certify_memory.cpp), one W per word
-  // of the last gate_memory gate rows, w = g_1 ... g_m (g_m the latest) at
-  // index sum_k g_k n^(m-k); V_w(x_t) <= gamma^2 V_w'(x_{t-1}) along every
-  // sequence. gate_memory = 0 and W_by_word empty: the common W gives gamma.
+  // of the labels of the last gate_memory gate rows: w = l_1 ... l_m (l_m the
+  // latest row's label) at index sum_k l_k L^(m-k), L labels. Each row is its
+  // own label (gate_label[i] = i) in sets of up to kAutoMemoryWords rows, or
+  // larger ones under an explicit gate_memory; automatic for larger sets, the
+  // rows fall in kAutoMemoryWords clusters. V_w(x_t) <= gamma^2 V_w'(x_{t-1})
+  // along every sequence. gate_memory = 0 and W_by_word empty: the common W
+  // gives gamma.
   int gate_memory = 0;
+  std::vector<int> gate_label;  // per gate row (empty with gate_memory = 0)
   std::vector<std::array<double, 3>> W_by_word;
   // W = c L^T L with L = [[1, x], [0, y]]: [x, y]. Where W is nearly singular
   // (an optimum approached, not attained) its entries round away the small
@@ -92,7 +97,8 @@ struct CertifyOptions {
   int max_word_length = 8;  // switching words over {A_par, A_perp} (single gate)
   // Gate sets: the memory of the gate-dependent W's. -1: automatic, the
   // longest memory up to kAutoGateMemory whose graph stays small (words <=
-  // kAutoMemoryWords, edges <= kAutoMemoryEdges); 0: the common W only;
+  // kAutoMemoryWords, edges <= kAutoMemoryEdges), or memory 1 over clusters
+  // of rows where even memory 1 would not; 0: the common W only;
   // m >= 1: words of m rows (at most kMaxMemoryWords: the solver's Newton
   // steps are dense in 3 variables per word).
   int gate_memory = -1;
