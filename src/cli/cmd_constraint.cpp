@@ -412,7 +412,7 @@ int run_dump(const ConstraintCliOptions& o, const ConstraintOptions& copt, PScal
   }
   fmt::print("constraint: gate dump '{}' ({}, batch {}, time {}, heads {}), p-scale {}\n", o.param, r.format, r.batch,
              r.time, r.heads, to_string(ps));
-  fmt::print("each head's gates as ONE time-varying set (one W for all its tokens), and each token on its own:\n");
+  fmt::print("each head's gates as ONE time-varying set (W's that remember the last token's gates, see certify), and each token on its own:\n");
   fmt::print("  {:>4} {:>8} {:>8}  {:>12} {:>12} {:>10}  {:>10} {:>10} {:>10} {:>7}\n", "head", "tokens", "distinct",
              "set gamma", "set lower", "set", "tok cert", "tok ref", "tok und", "failed");
   for (const DumpHeadReport& h : r.heads_report) {
