@@ -1,13 +1,15 @@
 // The gate-memory quadratic bound for gate sets (DESIGN.md section 4): one W per
-// word of the last m gate rows instead of one W for the whole set.
+// word of the last m gate rows' labels instead of one W for the whole set. A
+// label is the row itself, or for large sets the row's cluster.
 //
 // V_w(x) = sum over key coordinates of (s, m) W_w (s, m)^T is invariant under
 // rotations of key space, so "V_w' (T_k(g) x) <= gamma^2 V_w(x) for every unit
 // key k" splits, exactly as for one W, into the 2x2 LMIs
 //   A^T W_w' A <= gamma^2 W_w   for A in {A_par(g), A_perp(g)},
-// one pair per edge w -> w' = (w without its oldest row) + g of the De Bruijn
-// graph on words of m rows. That graph is path-complete (every gate sequence is
-// a walk on it), so along any sequence of gate rows and keys
+// one pair per edge w -> w' = (w without its oldest label) + label(g) of the De
+// Bruijn graph on words of m labels, one edge per row g. That graph is
+// path-complete (every gate sequence is a walk on it), so along any sequence of
+// gate rows and keys
 //   V_{w_t}(x_t) <= gamma^2 V_{w_{t-1}}(x_{t-1}),
 // i.e. |x_t| <= sqrt(cond) gamma^t |x_0| with cond = max lambda_max(W) / min
 // lambda_min(W): gamma bounds the joint spectral radius. m = 0 is the common W.
@@ -19,8 +21,9 @@
 // The optimum is a generalized eigenvalue problem, quasi-convex in W: bisection
 // on gamma, each step a feasibility problem (maximize t subject to
 // gamma^2 W_w - A^T W_w' A >= t I, W_w >= t I, tr W_w <= 1) solved by a
-// log-barrier path-following Newton method on the 2x2 blocks. Every gamma it
-// returns is recomputed exactly from the W's (the solver only has to find them).
+// log-barrier path-following Newton method on the 2x2 blocks, over an active
+// set of rows in large sets. Every gamma it returns is recomputed from the W's
+// over every edge (the solver only has to find them).
 // Tested in tests/test_certify_memory.cpp (an SDP solved with cvxopt, the
 // common W, replays through the reference recurrence).
 #include <algorithm>
