@@ -60,7 +60,6 @@ MemoryGraph clustered(std::span<const Gates> gates, int k, int memory);
 
 struct MemoryBound {
   double gamma = 0;        // max over the graph's edges of |W_w'^1/2 A W_w^-1/2|_2 at W
-  double gamma_lower = 0;  // the bisection's lower end: no W's on this graph do better (to the barrier's tolerance)
   int memory = 0;
   std::vector<std::array<double, 3>> W;  // per word, max(w11, w22) = 1 over all
   int active_gate = -1;                  // the gate row of an edge reaching gamma

@@ -52,7 +52,6 @@ struct Block {
 struct Problem {
   int nodes = 0, nvar = 0;  // z = (w11, w12, w22 of each node, t)
   std::vector<Block> blocks;
-  std::vector<int> edge_gate;  // per edge block: the gate row whose matrix it holds (-1: node block)
 };
 
 // A^T W A as coefficients on (w11, w12, w22), entries 11, 12, 22.
@@ -96,7 +95,6 @@ Problem build(std::span<const Gates> gates, const MemoryGraph& G, std::span<cons
         }
         b.idx[6] = t, b.c11[6] = -1, b.c12[6] = 0, b.c22[6] = -1;
         P.blocks.push_back(b);
-        P.edge_gate.push_back(g);
       }
     }
   for (int w = 0; w < P.nodes; ++w) {
@@ -110,7 +108,6 @@ Problem build(std::span<const Gates> gates, const MemoryGraph& G, std::span<cons
     }
     b.idx[3] = t, b.c11[3] = -1, b.c12[3] = 0, b.c22[3] = -1;
     P.blocks.push_back(b);
-    P.edge_gate.push_back(-1);
   }
   return P;
 }
@@ -446,7 +443,6 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, const MemoryGraph& 
         if (fz == Feasible::kNo) proven_lo = std::max(proven_lo, mid);
       }
     }
-    out.gamma_lower = std::max(out.gamma_lower, proven_lo);  // a subset's optimum is a lower bound
     if (sub_W.empty()) break;
     std::vector<Factor> fw;
     if (!factors(sub_W, fw)) break;
