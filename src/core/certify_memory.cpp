@@ -334,27 +334,43 @@ MemoryGraph clustered(std::span<const Gates> gates, int k, int memory) {
 
 namespace {
 
-// max over the W's edges of the gates' norms; per gate in `per_gate` (if given).
+// Calls fn(w, w2, g, v) for every edge w -> w2 of the rows in `rows` (all where
+// empty), v = the larger of A_par(g)'s and A_perp(g)'s norms at the W's factors f.
+// Returns false, stopping, at a norm that is not finite.
+template <class F>
+bool for_each_edge(std::span<const Gates> gates, const MemoryGraph& G, const std::vector<Factor>& f,
+                   std::span<const int> rows, F&& fn) {
+  const long n = rows.empty() ? long(gates.size()) : long(rows.size());
+  for (long w = 0; w < G.words; ++w)
+    for (long i = 0; i < n; ++i) {
+      const int g = rows.empty() ? int(i) : rows[size_t(i)];
+      const long w2 = G.next(w, g);
+      double v = 0;
+      for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])}) {
+        const double e = edge_norm(A, f[size_t(w)], f[size_t(w2)]);
+        if (!(e < kInf)) return false;  // NaN or inf
+        v = std::max(v, e);
+      }
+      fn(w, w2, g, v);
+    }
+  return true;
+}
+
+// max over the edges of `rows` (all where empty) at the factors f (+inf where a
+// norm is not finite); per gate in `per_gate` (if given).
 double bound_over(std::span<const Gates> gates, const MemoryGraph& G, const std::vector<Factor>& f,
-                  std::vector<double>* per_gate, int* active) {
-  const long n = long(gates.size());
+                  std::vector<double>* per_gate, int* active, std::span<const int> rows = {}) {
   double gamma = 0;
   if (active) *active = -1;
-  if (per_gate) per_gate->assign(size_t(n), 0.0);
-  for (long w = 0; w < G.words; ++w)
-    for (long g = 0; g < n; ++g) {
-      const long w2 = G.next(w, int(g));
-      for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])}) {
-        const double v = edge_norm(A, f[size_t(w)], f[size_t(w2)]);
-        if (!(v < kInf)) return kInf;  // NaN or inf
-        if (per_gate) (*per_gate)[size_t(g)] = std::max((*per_gate)[size_t(g)], v);
-        if (v > gamma) {
-          gamma = v;
-          if (active) *active = int(g);
-        }
-      }
+  if (per_gate) per_gate->assign(gates.size(), 0.0);
+  const bool finite = for_each_edge(gates, G, f, rows, [&](long, long, int g, double v) {
+    if (per_gate) (*per_gate)[size_t(g)] = std::max((*per_gate)[size_t(g)], v);
+    if (v > gamma) {
+      gamma = v;
+      if (active) *active = g;
     }
-  return gamma;
+  });
+  return finite ? gamma : kInf;
 }
 
 }  // namespace
@@ -373,7 +389,9 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, const MemoryGraph& 
   const long nodes = G.words, n = long(gates.size());
   // The common W on every node: feasible at its own gamma.
   out.W.assign(size_t(nodes), W0);
-  out.gamma = memory_bound_at(gates, G, out.W, &out.active_gate);
+  std::vector<double> per_gate;
+  std::vector<Factor> f;
+  out.gamma = factors(out.W, f) ? bound_over(gates, G, f, &per_gate, &out.active_gate) : kInf;
   if (!std::isfinite(out.gamma)) return out;
   const double lo0 = lo;
   const int nvar = 3 * int(nodes) + 1;
@@ -387,10 +405,6 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, const MemoryGraph& 
   // more added while the W's found for them leave others above their gamma.
   // The returned gamma is over every gate, whatever the subset.
   constexpr long kFirst = 32, kAdd = 16;
-  std::vector<double> per_gate;
-  std::vector<Factor> f;
-  factors(out.W, f);
-  bound_over(gates, G, f, &per_gate, nullptr);
   std::vector<int> subset;
   std::vector<char> in(static_cast<size_t>(n), 0);
   auto add = [&](long k, double above) {
@@ -425,11 +439,7 @@ MemoryBound upper_bound_memory(std::span<const Gates> gates, const MemoryGraph& 
         std::vector<Factor> fw;
         if (!factors(W, fw)) break;
         // The subset's own bound at these W's (over its gates only).
-        double g_sub = 0;
-        for (long w = 0; w < nodes; ++w)
-          for (int g : subset)
-            for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])})
-              g_sub = std::max(g_sub, edge_norm(A, fw[size_t(w)], fw[size_t(G.next(w, g))]));
+        const double g_sub = bound_over(gates, G, fw, nullptr, nullptr, subset);
         if (g_sub < sub_gamma) {
           sub_gamma = g_sub, sub_W = W;
           for (long w = 0; w < nodes; ++w)
@@ -467,21 +477,17 @@ std::vector<std::vector<int>> active_cycles(std::span<const Gates> gates, const 
                                             std::span<const std::array<double, 3>> W, double gamma, int max_len,
                                             int max_count) {
   std::vector<std::vector<int>> out;
-  const long n = long(gates.size()), nodes = G.words;
+  const long nodes = G.words;
   if (G.memory < 1 || long(W.size()) != nodes || !(gamma > 0)) return out;
   // Active edges: the ones within 1e-5 of gamma (the solver stops at 1e-7 of
   // the optimum, so the extremal edges sit well inside that band).
   std::vector<Factor> f;
   if (!factors(W, f)) return out;
   std::vector<std::vector<std::pair<long, int>>> next(static_cast<size_t>(nodes));
-  for (long w = 0; w < nodes; ++w)
-    for (long g = 0; g < n; ++g) {
-      const long w2 = G.next(w, int(g));
-      double v = 0;
-      for (const Mat2& A : {a_par(gates[size_t(g)]), a_perp(gates[size_t(g)])})
-        v = std::max(v, edge_norm(A, f[size_t(w)], f[size_t(w2)]));
-      if (v >= gamma * (1 - 1e-5)) next[size_t(w)].push_back({w2, int(g)});
-    }
+  if (!for_each_edge(gates, G, f, {}, [&](long w, long w2, int g, double v) {
+        if (v >= gamma * (1 - 1e-5)) next[size_t(w)].push_back({w2, g});
+      }))
+    return out;
   // Simple cycles through their smallest word, shortest first (iterative
   // deepening), each as its gate rows; rotations of one cycle are one.
   std::vector<int> path;
