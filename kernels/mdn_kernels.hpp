@@ -4,6 +4,7 @@
 // in tests/gpu/test_gpu_recurrent.cpp; kernels/recurrent.cu implements it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -95,10 +96,27 @@ struct LaunchPlan {
 };
 Status plan_launch(const RecurrentParams& p, LaunchPlan* out, std::string* why = nullptr);
 
+// The chunkwise forward pass (DESIGN.md section 5; kernels/chunk_kernel.cuh) in exact
+// algebra: inside a chunk of 64 tokens only products of gates <= 1 are formed, never
+// the paper's ratios prod(mu) / prod(alpha), so no gate in the closed ranges overflows
+// or cancels it. Matrix products in tf32 on tensor cores, the state and everything
+// element-wise in fp32. Same parameters as run(), within check_chunk()'s limits:
+// dk <= 128, scalar beta and eta, no cu_seqlens, no probes. References: recurrent_ref
+// and chunk_plain_ref; tested in tests/gpu/test_gpu_chunk.cpp.
+Status check_chunk(const RecurrentParams& p, std::string* why = nullptr);
+// Device memory the chunkwise pass keeps between its two launches, in bytes.
+size_t chunk_workspace_bytes(const RecurrentParams& p);
+// As run(): enqueued on `stream`. `workspace` holds chunk_workspace_bytes(p) bytes of
+// device memory, or is null: then it is allocated and freed on the stream.
+Status run_chunk(const RecurrentParams& p, void* workspace = nullptr, void* stream = nullptr,
+                 std::string* why = nullptr);
+
+enum class Algorithm { kRecurrent, kChunk };
+
 // Host-memory convenience for the CLI and tests: copies the inputs to the device,
 // runs, copies the outputs back, synchronizes. With probes on, a run whose state
 // went non-finite returns kNonFinite saying where (the outputs are still filled).
-Status run_host(const RecurrentParams& host, std::string* why = nullptr);
+Status run_host(const RecurrentParams& host, std::string* why = nullptr, Algorithm alg = Algorithm::kRecurrent);
 
 // Number of CUDA devices; 0 with the reason in `why` when none can be used.
 int device_count(std::string* why = nullptr);

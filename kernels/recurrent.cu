@@ -342,8 +342,9 @@ struct DevBuf {
 
 }  // namespace
 
-Status run_host(const RecurrentParams& host, std::string* why) {
-  if (Status s = check(host, why); s != Status::kOk) return s;
+Status run_host(const RecurrentParams& host, std::string* why, Algorithm alg) {
+  const bool chunked = alg == Algorithm::kChunk;
+  if (Status s = chunked ? check_chunk(host, why) : check(host, why); s != Status::kOk) return s;
   if (device_count(why) <= 0) return Status::kNoDevice;
   RecurrentParams d = host;
   if (host.cu_seqlens && host.max_seqlen == 0)
@@ -391,8 +392,9 @@ Status run_host(const RecurrentParams& host, std::string* why) {
     d.first_nonfinite = static_cast<int64_t*>(output(bfb, host.first_nonfinite, N * d.heads * sizeof(int64_t)));
   if (e != cudaSuccess) return cuda_fail(e, why, "device allocation or upload");
 
-  if (Status s = run(d, nullptr, why); s != Status::kOk) return s;
-  if ((e = cudaDeviceSynchronize()) != cudaSuccess) return cuda_fail(e, why, "recurrent kernel");
+  if (Status s = chunked ? run_chunk(d, nullptr, nullptr, why) : run(d, nullptr, why); s != Status::kOk) return s;
+  if ((e = cudaDeviceSynchronize()) != cudaSuccess)
+    return cuda_fail(e, why, chunked ? "chunkwise kernels" : "recurrent kernel");
 
   auto download = [&e](void* dst, const void* src, size_t bytes) {
     if (dst && src && e == cudaSuccess) e = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);

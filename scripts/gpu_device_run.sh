@@ -5,17 +5,20 @@
 #   size, simulate on the GPU against the CPU reference and one 2M-token GPU run (and
 #   the SASS with SASS=1, the official recurrent Triton kernel with REFERENCE=PATH of its
 #   fused_recurrent.py). Logs under $OUT (8 files at most come back).
-#   GPUBUILD=.gpubuild bash .gpubuild/gpu_device_run.sh [--no-sanitizer] [--no-ncu]
+#   With --chunk-only: the chunkwise pass alone (its tests, compute-sanitizer on them,
+#   its benchmark and Nsight Compute on its two kernels).
+#   GPUBUILD=.gpubuild bash .gpubuild/gpu_device_run.sh [--no-sanitizer] [--no-ncu] [--chunk-only]
 set -uo pipefail
 G=${GPUBUILD:-.gpubuild}
 OUT=${OUT:-/tmp/mdnstab_gpu_out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$G/lib:${LD_LIBRARY_PATH:-}"
-sanitizer=1 ncu=1
+sanitizer=1 ncu=1 chunk_only=0
 for a in "$@"; do
   case $a in
     --no-sanitizer) sanitizer=0 ;;
     --no-ncu) ncu=0 ;;
+    --chunk-only) chunk_only=1 ;;
   esac
 done
 commit=$(cat "$G/COMMIT" 2>/dev/null || echo unknown)
@@ -27,6 +30,36 @@ tool() { command -v "$1" || echo "$cuda_bin/$1"; }
   nvidia-smi
   nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv
 } >"$OUT/device.txt" 2>&1
+
+if [ $chunk_only = 1 ]; then
+  echo "== chunkwise tests"
+  "$G/mdnstab_gpu_tests" --gtest_color=no --gtest_filter='GpuChunk*' >"$OUT/tests.log" 2>&1
+  echo "chunk tests rc=$?"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ chunk|tests ran|Failure|error" "$OUT/tests.log" | head -60
+  if [ $sanitizer = 1 ]; then
+    cs=$(tool compute-sanitizer)
+    for t in memcheck racecheck; do
+      echo "== compute-sanitizer --tool $t (chunk)"
+      timeout 240 "$cs" --tool $t --error-exitcode 9 "$G/mdnstab_gpu_tests" --gtest_color=no \
+        --gtest_filter='GpuChunk.RandomF32*:GpuChunk.PaddedKey*:GpuChunk.ShortSequences*' >>"$OUT/sanitizer.log" 2>&1
+      echo "$t rc=$?" | tee -a "$OUT/sanitizer.log"
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Error" "$OUT/sanitizer.log" | tail -3
+    done
+  fi
+  echo "== chunk benchmark"
+  "$G/mdnstab_bench_chunk" >"$OUT/bench_chunk.log" 2>&1
+  echo "bench rc=$?"
+  if [ $ncu = 1 ]; then
+    timeout 180 "$(tool ncu)" --clock-control none -k regex:chunk_ --launch-skip 8 --launch-count 2 \
+      --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
+      --section LaunchStats --section MemoryWorkloadAnalysis \
+      "$G/mdnstab_bench_chunk" --quick --reps 3 >"$OUT/ncu_chunk.txt" 2>&1
+    echo "ncu rc=$?"
+    grep -E "chunk_(prep|scan)_kernel|Duration|Registers Per|Achieved Occupancy|Compute \(SM\) Throughput|Memory Throughput" "$OUT/ncu_chunk.txt" | head -30
+  fi
+  cat "$OUT/bench_chunk.log"
+  exit 0
+fi
 
 echo "== gpu tests"
 "$G/mdnstab_gpu_tests" --gtest_color=no >"$OUT/tests.log" 2>&1
@@ -52,6 +85,8 @@ echo "dev rc=$?"
 echo "== benchmark"
 "$G/mdnstab_bench_recurrent" --csv "$OUT/recurrent.csv" --commit "$commit" >>"$OUT/bench.log" 2>&1
 echo "bench rc=$?"
+"$G/mdnstab_bench_chunk" >>"$OUT/bench.log" 2>&1
+echo "chunk bench rc=$?"
 nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv >>"$OUT/device.txt" 2>&1
 
 if [ $ncu = 1 ]; then

@@ -15,20 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_inputs.cuh"
 #include "mdn_kernels.hpp"
 #include "recurrent_case.hpp"
 
 namespace kn = mdnstab::kernels;
 using mdnstab::test::Case;
-
-#define CUDA_OK(x)                                                                                 \
-  do {                                                                                             \
-    cudaError_t e_ = (x);                                                                          \
-    if (e_ != cudaSuccess) {                                                                       \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));     \
-      std::exit(1);                                                                                \
-    }                                                                                              \
-  } while (0)
+using mdnstab::bench::InputSet;
 
 namespace {
 
@@ -36,70 +29,6 @@ struct Shape {
   int64_t B, T, H, DK, DV;
   double target_ms, reference_ms;  // DESIGN.md section 8 (reference recurrent kernel, H100)
 };
-
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-__device__ float uniform01(uint64_t seed, uint64_t i) {
-  uint64_t x = seed + i * 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return static_cast<float>(x >> 40) * (1.0f / 16777216.0f);
-}
-
-// Random inputs on the device: the host would take seconds for the large shapes.
-__global__ void fill_bf16(__nv_bfloat16* p, int64_t n, uint64_t seed, float lo, float hi) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    p[i] = __float2bfloat16_rn(lo + (hi - lo) * uniform01(seed, i));
-}
-__global__ void fill_f32(float* p, int64_t n, uint64_t seed, float lo, float hi) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    p[i] = lo + (hi - lo) * uniform01(seed, i);
-}
-
-struct InputSet {
-  void *q = nullptr, *k = nullptr, *v = nullptr;
-  float *la = nullptr, *lm = nullptr, *beta = nullptr, *eta = nullptr;
-  size_t bytes = 0;
-};
-
-InputSet make_set(const Shape& s, uint64_t seed) {
-  InputSet in;
-  const int64_t tok = s.B * s.T * s.H;
-  auto alloc = [&in](void** p, size_t b) {
-    CUDA_OK(cudaMalloc(p, b));
-    in.bytes += b;
-  };
-  alloc(&in.q, tok * s.DK * 2);
-  alloc(&in.k, tok * s.DK * 2);
-  alloc(&in.v, tok * s.DV * 2);
-  alloc(reinterpret_cast<void**>(&in.la), tok * 4);
-  alloc(reinterpret_cast<void**>(&in.lm), tok * 4);
-  alloc(reinterpret_cast<void**>(&in.beta), tok * 4);
-  alloc(reinterpret_cast<void**>(&in.eta), tok * 4);
-  fill_bf16<<<1024, 256>>>(static_cast<__nv_bfloat16*>(in.q), tok * s.DK, splitmix(seed + 1), -1.f, 1.f);
-  fill_bf16<<<1024, 256>>>(static_cast<__nv_bfloat16*>(in.k), tok * s.DK, splitmix(seed + 2), -1.f, 1.f);
-  fill_bf16<<<1024, 256>>>(static_cast<__nv_bfloat16*>(in.v), tok * s.DV, splitmix(seed + 3), -1.f, 1.f);
-  // Gates in the range a trained MDN layer reaches; the values do not change the work.
-  fill_f32<<<1024, 256>>>(in.la, tok, splitmix(seed + 4), -0.1f, 0.f);
-  fill_f32<<<1024, 256>>>(in.lm, tok, splitmix(seed + 5), -1.f, 0.f);
-  fill_f32<<<1024, 256>>>(in.beta, tok, splitmix(seed + 6), 0.05f, 0.5f);
-  fill_f32<<<1024, 256>>>(in.eta, tok, splitmix(seed + 7), 0.5f, 1.5f);
-  CUDA_OK(cudaGetLastError());
-  CUDA_OK(cudaDeviceSynchronize());
-  return in;
-}
-
-void free_set(InputSet& in) {
-  for (void* p : {in.q, in.k, in.v, static_cast<void*>(in.la), static_cast<void*>(in.lm), static_cast<void*>(in.beta),
-                  static_cast<void*>(in.eta)})
-    cudaFree(p);
-}
 
 // The kernel on a small problem of the benchmark's head size against the CPU reference.
 bool check_shape(const Shape& s, bool probes) {
@@ -320,7 +249,7 @@ int main(int argc, char** argv) {
     const size_t set_bytes = tok * (2 * s.DK + s.DV) * 2 + tok * 16;
     const int nsets = std::max<int>(2, static_cast<int>(std::ceil(2.0 * prop.l2CacheSize / set_bytes)) + 1);
     std::vector<InputSet> sets;
-    for (int i = 0; i < nsets; ++i) sets.push_back(make_set(s, 77 + i));
+    for (int i = 0; i < nsets; ++i) sets.push_back(mdnstab::bench::make_set({s.B, s.T, s.H, s.DK, s.DV}, 77 + i));
     void* o = nullptr;
     CUDA_OK(cudaMalloc(&o, tok * s.DV * 2));
     const int64_t pairs = s.B * s.H;
@@ -355,7 +284,7 @@ int main(int argc, char** argv) {
     p.o = o;
     kn::LaunchPlan lp;
     if (kn::plan_launch(p, &lp, &why) == kn::Status::kOk) print_model(s, lp, off_ms, mhz);
-    for (auto& in : sets) free_set(in);
+    for (auto& in : sets) mdnstab::bench::free_set(in);
     cudaFree(o);
     for (double* b : bufs) cudaFree(b);
   }

@@ -1,0 +1,459 @@
+// The chunkwise MDN forward pass on the GPU (DESIGN.md section 5), in the exact
+// algebra of src/core/chunk_plain_ref.cpp: inside a chunk of C tokens only
+// products of gates <= 1 are formed (A_t = prod alpha, Mu_t / Mu_j, and
+// Gamma_{t,j} = alpha_t Gamma_{t-1,j} + beta_t Mu_t / Mu_j), never the ratios
+// prod(mu) / prod(alpha) of the paper's reordering, so no gate in the closed
+// ranges can overflow or cancel it. Two launches:
+//  - chunk_prep_kernel, one CTA per (chunk, head, sequence), all chunks at once:
+//    the chunk's gate products, the Gram matrices k^.k^ and q^.k^ and the inverse
+//    T = (I + L)^-1 of the unit lower-triangular system of the pseudo-values;
+//  - chunk_scan_kernel, one CTA per (64 value columns, head, sequence), chunks in
+//    order: pseudo-values U = T (v - a' k^ S + b' k^ M), output
+//    o = A q^ S - b q^ M + (Gamma o q^.k~) U, and the state passed to the next chunk.
+// Matrix products run on tensor cores in tf32 (fp32 accumulation); the state S, M
+// and everything element-wise stay fp32. Plain C++ callers use kernels/mdn_kernels.hpp.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <cstdint>
+
+namespace mdnstab::kernels::chunk_detail {
+
+namespace wmma = nvcuda::wmma;
+
+constexpr int kC = 64;         // tokens per chunk
+constexpr int kCols = 64;      // value columns per scan CTA
+constexpr int kThreads = 256;  // 8 warps, both kernels
+constexpr int kLdc = kC + 4;   // row stride of C x C and C x kCols tiles in shared memory (floats)
+
+// Per-chunk workspace written by the prep kernel (floats).
+enum : int {
+  kWsT = 0,                     // [C][C] T = (I + L)^-1, lower triangular
+  kWsQkg = kWsT + kC * kC,      // [C][C] Gamma_{t,j} eta_j q^_t.k^_j (j <= t), 0 above
+  kWsKinv = kWsQkg + kC * kC,   // [C] 1 / (|k_t| + 1e-6) (1 without the L2 norm; 0 past the end)
+  kWsQinv = kWsKinv + kC,       // [C] scale / (|q_t| + 1e-6)
+  kWsAp = kWsQinv + kC,         // [C] A_{t-1} rho_t: S's weight in u_t
+  kWsBp = kWsAp + kC,           // [C] b_{t-1} rho_t: M's weight in u_t
+  kWsA = kWsBp + kC,            // [C] A_t: S's weight in o_t
+  kWsB = kWsA + kC,             // [C] b_t: M's weight in o_t
+  kWsG = kWsB + kC,             // [C] Gamma_{C-1,j} eta_j: u_j's weight in the next S
+  kWsM = kWsG + kC,             // [C] (Mu_{C-1} / Mu_j) eta_j: u_j's weight in the next M
+  kWsTail = kWsM + kC,          // A_{C-1}, b_{C-1}, Mu_{C-1}
+  kWsFloats = kWsTail + 16,
+};
+
+struct ChunkArgs {
+  int H = 0, DK = 0, DV = 0;
+  int64_t T = 0;
+  int n_chunks = 0;  // per sequence
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const float *log_alpha = nullptr, *log_mu = nullptr, *beta = nullptr, *eta = nullptr;
+  bool p_alpha = true, l2norm = true, out_bf16 = false;
+  float scale = 1.f;
+  const float *s0 = nullptr, *m0 = nullptr;
+  float *s_final = nullptr, *m_final = nullptr;
+  void* o = nullptr;
+  float* ws = nullptr;  // [B, H, n_chunks, kWsFloats]
+};
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragAT = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragBT = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+using Acc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+
+template <class F>
+__device__ __forceinline__ void load_tf32(F& f, const float* p, unsigned ld) {
+  wmma::load_matrix_sync(f, p, ld);
+#pragma unroll
+  for (int i = 0; i < f.num_elements; ++i) f.x[i] = wmma::__float_to_tf32(f.x[i]);
+}
+
+template <int DKP>
+constexpr int prep_smem_bytes() {
+  return (2 * kC * (DKP + 4) + 4 * kC * kLdc) * 4;
+}
+template <int DKP>
+constexpr int scan_smem_bytes() {
+  return (2 * DKP * kLdc + 2 * kC * (DKP + 4) + 3 * kC * kLdc) * 4;
+}
+
+// Normalized k and q rows of one chunk into shared memory (fp32, rows past the
+// sequence's end and columns past DK zero), each warp a row at a time. Returns the
+// factors through kinv / qinv when given (the prep kernel), or applies stored ones.
+template <int DKP, class In>
+__device__ void load_kq(const ChunkArgs& a, int b, int h, int64_t t0, int n, float* kh, float* qh, float* kinv,
+                        float* qinv, const float* kinv_in, const float* qinv_in) {
+  constexpr int kLd = DKP + 4, kPer = DKP / 32;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const In* k = static_cast<const In*>(a.k);
+  const In* q = static_cast<const In*>(a.q);
+  for (int t = warp; t < kC; t += kThreads / 32) {
+    float kv[kPer], qv[kPer];
+    float ks = 0.f, qs = 0.f;
+    const size_t base = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DK;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int d = lane + 32 * i;
+      const bool in = t < n && d < a.DK;
+      kv[i] = in ? to_f(k[base + d]) : 0.f;
+      qv[i] = in ? to_f(q[base + d]) : 0.f;
+      ks += kv[i] * kv[i];
+      qs += qv[i] * qv[i];
+    }
+    float ki, qi;
+    if (kinv_in) {
+      ki = kinv_in[t];
+      qi = qinv_in[t];
+    } else {
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        ks += __shfl_xor_sync(0xffffffffu, ks, o);
+        qs += __shfl_xor_sync(0xffffffffu, qs, o);
+      }
+      ki = t < n ? (a.l2norm ? 1.f / (sqrtf(ks) + 1e-6f) : 1.f) : 0.f;
+      qi = t < n ? a.scale * (a.l2norm ? 1.f / (sqrtf(qs) + 1e-6f) : 1.f) : 0.f;
+      if (lane == 0) {
+        kinv[t] = ki;
+        qinv[t] = qi;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      kh[t * kLd + lane + 32 * i] = kv[i] * ki;
+      qh[t * kLd + lane + 32 * i] = qv[i] * qi;
+    }
+  }
+}
+
+template <int DKP, class In>
+__global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
+  constexpr int kLd = DKP + 4;
+  extern __shared__ __align__(128) float sm[];
+  float* kh = sm;              // [C][kLd] k^
+  float* qh = kh + kC * kLd;   // [C][kLd] scale q^
+  float* L = qh + kC * kLd;    // [C][kLdc] k^_t.k^_j, then L
+  float* Q = L + kC * kLdc;    // [C][kLdc] q^_t.k^_j, then Gamma o q^.k~
+  float* G = Q + kC * kLdc;    // [C][kLdc] Gamma_{t,j}
+  float* Tm = G + kC * kLdc;   // [C][kLdc] T
+  __shared__ float al[kC], mu[kC], be[kC], et[kC], rho[kC];
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+  const int64_t t0 = int64_t(c) * kC;
+  const int n = static_cast<int>(a.T - t0 < kC ? a.T - t0 : kC);
+  float* ws = a.ws + ((size_t(b) * a.H + h) * a.n_chunks + c) * kWsFloats;
+
+  // Gates; tokens past the end are identities (alpha = mu = 1, beta = eta = 0).
+  if (tid < kC) {
+    float x = 1.f, m = 1.f, be_ = 0.f, e = 0.f;
+    if (tid < n) {
+      const size_t g = (size_t(b) * a.T + t0 + tid) * a.H + h;
+      x = expf(a.log_alpha[g]);
+      m = expf(a.log_mu[g]);
+      be_ = a.beta[g];
+      e = a.eta[g];
+    }
+    al[tid] = x;
+    mu[tid] = m;
+    be[tid] = be_;
+    et[tid] = e;
+    rho[tid] = a.p_alpha ? x : 1.f;
+  }
+  load_kq<DKP, In>(a, b, h, t0, n, kh, qh, ws + kWsKinv, ws + kWsQinv, nullptr, nullptr);
+  __syncthreads();
+
+  // Gram matrices k^ k^T and q^ k^T: 32 tiles of 16 x 16, four per warp.
+  const int warp = tid >> 5;
+  for (int tile = warp; tile < 32; tile += kThreads / 32) {
+    const float* A = tile < 16 ? kh : qh;
+    float* D = tile < 16 ? L : Q;
+    const int tm = (tile & 15) >> 2, tn = tile & 3;
+    Acc acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kk = 0; kk < DKP; kk += 8) {
+      FragA fa;
+      FragBT fb;
+      load_tf32(fa, A + tm * 16 * kLd + kk, kLd);
+      load_tf32(fb, kh + tn * 16 * kLd + kk, kLd);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(D + tm * 16 * kLdc + tn * 16, acc, kLdc, wmma::mem_row_major);
+  }
+
+  // Gamma column by column, the prefix products by one thread.
+  if (tid < kC) {
+    const int j = tid;
+    float g = be[j], ratio = 1.f;
+    for (int t = 0; t < j; ++t) G[t * kLdc + j] = 0.f;
+    G[j * kLdc + j] = g;
+    for (int t = j + 1; t < kC; ++t) {
+      ratio *= mu[t];
+      g = al[t] * g + be[t] * ratio;
+      G[t * kLdc + j] = g;
+    }
+    ws[kWsG + j] = g * et[j];
+    ws[kWsM + j] = ratio * et[j];
+  } else if (tid == kC) {
+    float A = 1.f, Mu = 1.f, B = 0.f;
+    for (int t = 0; t < kC; ++t) {
+      ws[kWsAp + t] = A * rho[t];
+      ws[kWsBp + t] = B * rho[t];
+      A *= al[t];
+      Mu *= mu[t];
+      B = al[t] * B + be[t] * Mu;
+      ws[kWsA + t] = A;
+      ws[kWsB + t] = B;
+    }
+    ws[kWsTail + 0] = A;
+    ws[kWsTail + 1] = B;
+    ws[kWsTail + 2] = Mu;
+  }
+  __syncthreads();
+
+  // L_{t,j} = Gamma_{t-1,j} rho_t eta_j k^_t.k^_j (j < t) and the output's weights.
+  for (int e = tid; e < kC * kC; e += kThreads) {
+    const int t = e / kC, j = e % kC;
+    L[t * kLdc + j] = j < t ? G[(t - 1) * kLdc + j] * rho[t] * et[j] * L[t * kLdc + j] : 0.f;
+    const float qkg = j <= t ? G[t * kLdc + j] * et[j] * Q[t * kLdc + j] : 0.f;
+    ws[kWsQkg + e] = qkg;
+    Tm[t * kLdc + j] = t == j ? 1.f : 0.f;
+  }
+  __syncthreads();
+  // T = (I + L)^-1 row by row: T_{t,j} = -sum_{i=j}^{t-1} L_{t,i} T_{i,j}, four
+  // threads per column.
+  {
+    const int j = tid >> 2, part = tid & 3;
+    for (int t = 1; t < kC; ++t) {
+      float s = 0.f;
+      if (j < t)
+        for (int i = j + part; i < t; i += 4) s = fmaf(L[t * kLdc + i], Tm[i * kLdc + j], s);
+      s += __shfl_xor_sync(0xffffffffu, s, 1);
+      s += __shfl_xor_sync(0xffffffffu, s, 2);
+      if (j < t && part == 0) Tm[t * kLdc + j] = -s;
+      __syncthreads();
+    }
+  }
+  for (int e = tid; e < kC * kC; e += kThreads) ws[kWsT + e] = Tm[(e / kC) * kLdc + e % kC];
+}
+
+// One CTA: 64 value columns [c0, c0 + 64) of one (sequence, head), every chunk in order.
+template <int DKP, class In>
+__global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
+  constexpr int kLd = DKP + 4, kRowTiles = DKP / 16;
+  // State update tiles: kRowTiles x 4 over 8 warps.
+  constexpr int kStateCols = kRowTiles >= 8 ? 4 : 4 * kRowTiles / 8;
+  extern __shared__ __align__(128) float sm[];
+  float* S = sm;                // [DKP][kLdc]
+  float* M = S + DKP * kLdc;    // [DKP][kLdc]
+  float* kh = M + DKP * kLdc;   // [C][kLd]
+  float* qh = kh + kC * kLd;    // [C][kLd]
+  float* B1 = qh + kC * kLd;    // [C][kLdc]
+  float* B2 = B1 + kC * kLdc;
+  float* B3 = B2 + kC * kLdc;
+  __shared__ float vec[kWsTail + 16 - kWsKinv];
+  const int slice = blockIdx.x, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x, warp = tid >> 5;
+  const int c0 = slice * kCols;
+  const size_t st = (size_t(b) * a.H + h) * size_t(a.DK) * a.DV;
+
+  for (int e = tid; e < DKP * kCols; e += kThreads) {
+    const int r = e / kCols, col = e % kCols;
+    const bool in = r < a.DK && c0 + col < a.DV;
+    S[r * kLdc + col] = in && a.s0 ? a.s0[st + size_t(r) * a.DV + c0 + col] : 0.f;
+    M[r * kLdc + col] = in && a.m0 ? a.m0[st + size_t(r) * a.DV + c0 + col] : 0.f;
+  }
+  const In* v = static_cast<const In*>(a.v);
+  // C x 64 products: 16 tiles; warp w owns row tile w / 2 and column tiles 2 (w % 2) + {0, 1}.
+  const int pm = warp >> 1, pn = (warp & 1) * 2;
+
+  for (int c = 0; c < a.n_chunks; ++c) {
+    const int64_t t0 = int64_t(c) * kC;
+    const int n = static_cast<int>(a.T - t0 < kC ? a.T - t0 : kC);
+    const float* ws = a.ws + ((size_t(b) * a.H + h) * a.n_chunks + c) * kWsFloats;
+    __syncthreads();  // the last chunk's readers of vec, kh and the state are done
+    for (int e = tid; e < kWsTail + 16 - kWsKinv; e += kThreads) vec[e] = ws[kWsKinv + e];
+    __syncthreads();
+    const float *kinv = vec, *qinv = vec + kC, *ap = vec + 2 * kC, *bp = vec + 3 * kC, *At = vec + 4 * kC,
+                *Bt = vec + 5 * kC, *gw = vec + 6 * kC, *mw = vec + 7 * kC, *tail = vec + 8 * kC;
+    load_kq<DKP, In>(a, b, h, t0, n, kh, qh, nullptr, nullptr, kinv, qinv);
+    __syncthreads();
+
+    // B1 = k^ S, B2 = k^ M.
+    {
+      Acc xs[2], xm[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        wmma::fill_fragment(xs[i], 0.f);
+        wmma::fill_fragment(xm[i], 0.f);
+      }
+      for (int kk = 0; kk < DKP; kk += 8) {
+        FragA fa;
+        load_tf32(fa, kh + pm * 16 * kLd + kk, kLd);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          FragB fs, fm;
+          load_tf32(fs, S + kk * kLdc + (pn + i) * 16, kLdc);
+          load_tf32(fm, M + kk * kLdc + (pn + i) * 16, kLdc);
+          wmma::mma_sync(xs[i], fa, fs, xs[i]);
+          wmma::mma_sync(xm[i], fa, fm, xm[i]);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        wmma::store_matrix_sync(B1 + pm * 16 * kLdc + (pn + i) * 16, xs[i], kLdc, wmma::mem_row_major);
+        wmma::store_matrix_sync(B2 + pm * 16 * kLdc + (pn + i) * 16, xm[i], kLdc, wmma::mem_row_major);
+      }
+    }
+    __syncthreads();
+    // B3 = v - a' k^S + b' k^M (the right-hand side of the pseudo-values).
+    for (int e = tid; e < kC * kCols; e += kThreads) {
+      const int t = e / kCols, col = e % kCols;
+      const float vv = t < n && c0 + col < a.DV ? to_f(v[((size_t(b) * a.T + t0 + t) * a.H + h) * a.DV + c0 + col]) : 0.f;
+      B3[t * kLdc + col] = vv - ap[t] * B1[t * kLdc + col] + bp[t] * B2[t * kLdc + col];
+    }
+    __syncthreads();
+    // B1 = U = T B3.
+    {
+      Acc u[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::fill_fragment(u[i], 0.f);
+      for (int kk = 0; kk < kC; kk += 8) {
+        FragA fa;
+        load_tf32(fa, ws + kWsT + pm * 16 * kC + kk, kC);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          FragB fb;
+          load_tf32(fb, B3 + kk * kLdc + (pn + i) * 16, kLdc);
+          wmma::mma_sync(u[i], fa, fb, u[i]);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        wmma::store_matrix_sync(B1 + pm * 16 * kLdc + (pn + i) * 16, u[i], kLdc, wmma::mem_row_major);
+    }
+    __syncthreads();
+    // B2 = q^ S, B3 = q^ M.
+    {
+      Acc xs[2], xm[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        wmma::fill_fragment(xs[i], 0.f);
+        wmma::fill_fragment(xm[i], 0.f);
+      }
+      for (int kk = 0; kk < DKP; kk += 8) {
+        FragA fa;
+        load_tf32(fa, qh + pm * 16 * kLd + kk, kLd);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          FragB fs, fm;
+          load_tf32(fs, S + kk * kLdc + (pn + i) * 16, kLdc);
+          load_tf32(fm, M + kk * kLdc + (pn + i) * 16, kLdc);
+          wmma::mma_sync(xs[i], fa, fs, xs[i]);
+          wmma::mma_sync(xm[i], fa, fm, xm[i]);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        wmma::store_matrix_sync(B2 + pm * 16 * kLdc + (pn + i) * 16, xs[i], kLdc, wmma::mem_row_major);
+        wmma::store_matrix_sync(B3 + pm * 16 * kLdc + (pn + i) * 16, xm[i], kLdc, wmma::mem_row_major);
+      }
+    }
+    __syncthreads();
+    for (int e = tid; e < kC * kCols; e += kThreads) {
+      const int t = e / kCols, col = e % kCols;
+      B2[t * kLdc + col] = At[t] * B2[t * kLdc + col] - Bt[t] * B3[t * kLdc + col];
+    }
+    __syncthreads();
+    // B3 = o = B2 + (Gamma o q^.k~) U.
+    {
+      Acc o[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        wmma::load_matrix_sync(o[i], B2 + pm * 16 * kLdc + (pn + i) * 16, kLdc, wmma::mem_row_major);
+      for (int kk = 0; kk < kC; kk += 8) {
+        FragA fa;
+        load_tf32(fa, ws + kWsQkg + pm * 16 * kC + kk, kC);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          FragB fb;
+          load_tf32(fb, B1 + kk * kLdc + (pn + i) * 16, kLdc);
+          wmma::mma_sync(o[i], fa, fb, o[i]);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        wmma::store_matrix_sync(B3 + pm * 16 * kLdc + (pn + i) * 16, o[i], kLdc, wmma::mem_row_major);
+    }
+    __syncthreads();
+    // o out; U's weights for the state: B2 = Gamma_{C-1,j} eta_j u_j, B1 = -(Mu_{C-1}/Mu_j) eta_j u_j.
+    for (int e = tid; e < kC * kCols; e += kThreads) {
+      const int t = e / kCols, col = e % kCols;
+      if (t < n && c0 + col < a.DV) {
+        const size_t oi = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DV + c0 + col;
+        const float ov = B3[t * kLdc + col];
+        if (a.out_bf16)
+          static_cast<__nv_bfloat16*>(a.o)[oi] = __float2bfloat16(ov);
+        else
+          static_cast<float*>(a.o)[oi] = ov;
+      }
+      const float u = B1[t * kLdc + col];
+      B2[t * kLdc + col] = gw[t] * u;
+      B1[t * kLdc + col] = -mw[t] * u;
+    }
+    __syncthreads();
+    // S = A S - b M + k^T B2, M = Mu M + k^T B1, tile by tile (each warp its own tiles).
+    {
+      const float A_l = tail[0], b_l = tail[1], Mu_l = tail[2];
+      const int sm_ = kRowTiles >= 8 ? warp : warp % kRowTiles;
+      const int sn = kRowTiles >= 8 ? 0 : (warp / kRowTiles) * kStateCols;
+#pragma unroll
+      for (int rt = 0; rt < (kRowTiles > 8 ? kRowTiles / 8 : 1); ++rt) {
+        const int mt = sm_ + rt * 8;
+        Acc as[kStateCols], am[kStateCols];
+#pragma unroll
+        for (int i = 0; i < kStateCols; ++i) {
+          wmma::load_matrix_sync(as[i], S + mt * 16 * kLdc + (sn + i) * 16, kLdc, wmma::mem_row_major);
+          wmma::load_matrix_sync(am[i], M + mt * 16 * kLdc + (sn + i) * 16, kLdc, wmma::mem_row_major);
+#pragma unroll
+          for (int x = 0; x < as[i].num_elements; ++x) {
+            as[i].x[x] = A_l * as[i].x[x] - b_l * am[i].x[x];
+            am[i].x[x] = Mu_l * am[i].x[x];
+          }
+        }
+        for (int kk = 0; kk < kC; kk += 8) {
+          FragAT fa;  // k^T: column-major view of k^'s rows
+          load_tf32(fa, kh + kk * kLd + mt * 16, kLd);
+#pragma unroll
+          for (int i = 0; i < kStateCols; ++i) {
+            FragB fg, fm;
+            load_tf32(fg, B2 + kk * kLdc + (sn + i) * 16, kLdc);
+            load_tf32(fm, B1 + kk * kLdc + (sn + i) * 16, kLdc);
+            wmma::mma_sync(as[i], fa, fg, as[i]);
+            wmma::mma_sync(am[i], fa, fm, am[i]);
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < kStateCols; ++i) {
+          wmma::store_matrix_sync(S + mt * 16 * kLdc + (sn + i) * 16, as[i], kLdc, wmma::mem_row_major);
+          wmma::store_matrix_sync(M + mt * 16 * kLdc + (sn + i) * 16, am[i], kLdc, wmma::mem_row_major);
+        }
+      }
+    }
+  }
+  __syncthreads();
+  for (int e = tid; e < DKP * kCols; e += kThreads) {
+    const int r = e / kCols, col = e % kCols;
+    if (r < a.DK && c0 + col < a.DV) {
+      if (a.s_final) a.s_final[st + size_t(r) * a.DV + c0 + col] = S[r * kLdc + col];
+      if (a.m_final) a.m_final[st + size_t(r) * a.DV + c0 + col] = M[r * kLdc + col];
+    }
+  }
+}
+
+}  // namespace mdnstab::kernels::chunk_detail
