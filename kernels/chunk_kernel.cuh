@@ -16,6 +16,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <cuda_pipeline.h>
 #include <mma.h>
 
 #include <cstdint>
@@ -70,6 +71,8 @@ using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, w
 using FragBT = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
 using Acc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
 
+// Fragment loads: operands written already rounded to tf32 (k^, q^, T, the weights of
+// U) load as they are; the fp32 state and U are rounded here.
 template <class F>
 __device__ __forceinline__ void load_tf32(F& f, const float* p, unsigned ld) {
   wmma::load_matrix_sync(f, p, ld);
@@ -86,8 +89,9 @@ constexpr int scan_smem_bytes() {
   return (2 * DKP * kLdc + 2 * kC * (DKP + 4) + 3 * kC * kLdc) * 4;
 }
 
-// Normalized k and q rows of one chunk into shared memory (fp32, rows past the
-// sequence's end and columns past DK zero), each warp a row at a time. Returns the
+// Normalized k and q rows of one chunk into shared memory (rounded to tf32 once, as
+// every product takes them; rows past the sequence's end and columns past DK zero),
+// each warp a row at a time. Returns the
 // factors through kinv / qinv when given (the prep kernel), or applies stored ones.
 template <int DKP, class In>
 __device__ void load_kq(const ChunkArgs& a, int b, int h, int64_t t0, int n, float* kh, float* qh, float* kinv,
@@ -128,8 +132,8 @@ __device__ void load_kq(const ChunkArgs& a, int b, int h, int64_t t0, int n, flo
     }
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
-      kh[t * kLd + lane + 32 * i] = kv[i] * ki;
-      qh[t * kLd + lane + 32 * i] = qv[i] * qi;
+      kh[t * kLd + lane + 32 * i] = wmma::__float_to_tf32(kv[i] * ki);
+      qh[t * kLd + lane + 32 * i] = wmma::__float_to_tf32(qv[i] * qi);
     }
   }
 }
@@ -180,8 +184,8 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
     for (int kk = 0; kk < DKP; kk += 8) {
       FragA fa;
       FragBT fb;
-      load_tf32(fa, A + tm * 16 * kLd + kk, kLd);
-      load_tf32(fb, kh + tn * 16 * kLd + kk, kLd);
+      wmma::load_matrix_sync(fa, A + tm * 16 * kLd + kk, kLd);
+      wmma::load_matrix_sync(fb, kh + tn * 16 * kLd + kk, kLd);
       wmma::mma_sync(acc, fa, fb, acc);
     }
     wmma::store_matrix_sync(D + tm * 16 * kLdc + tn * 16, acc, kLdc, wmma::mem_row_major);
@@ -222,7 +226,7 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
     const int t = e / kC, j = e % kC;
     L[t * kLdc + j] = j < t ? G[(t - 1) * kLdc + j] * rho[t] * et[j] * L[t * kLdc + j] : 0.f;
     const float qkg = j <= t ? G[t * kLdc + j] * et[j] * Q[t * kLdc + j] : 0.f;
-    ws[kWsQkg + e] = qkg;
+    ws[kWsQkg + e] = wmma::__float_to_tf32(qkg);  // tf32 operands: rounded once here
     Tm[t * kLdc + j] = t == j ? 1.f : 0.f;
   }
   __syncthreads();
@@ -240,7 +244,7 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
       __syncthreads();
     }
   }
-  for (int e = tid; e < kC * kC; e += kThreads) ws[kWsT + e] = Tm[(e / kC) * kLdc + e % kC];
+  for (int e = tid; e < kC * kC; e += kThreads) ws[kWsT + e] = wmma::__float_to_tf32(Tm[(e / kC) * kLdc + e % kC]);
 }
 
 // One CTA: 64 value columns [c0, c0 + 64) of one (sequence, head), every chunk in order.
@@ -257,7 +261,8 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
   float* B1 = qh + kC * kLd;    // [C][kLdc]
   float* B2 = B1 + kC * kLdc;
   float* B3 = B2 + kC * kLdc;
-  __shared__ float vec[kWsTail + 16 - kWsKinv];
+  constexpr int kVec = kWsTail + 16 - kWsKinv;  // the per-token vectors and the tail
+  __shared__ __align__(16) float vec_buf[2][kVec];
   const int slice = blockIdx.x, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x, warp = tid >> 5;
   const int c0 = slice * kCols;
   const size_t st = (size_t(b) * a.H + h) * size_t(a.DK) * a.DV;
@@ -272,13 +277,23 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
   // C x 64 products: 16 tiles; warp w owns row tile w / 2 and column tiles 2 (w % 2) + {0, 1}.
   const int pm = warp >> 1, pn = (warp & 1) * 2;
 
+  // The next chunk's vectors are copied asynchronously while this one runs.
+  const float* ws_pair = a.ws + (size_t(b) * a.H + h) * a.n_chunks * size_t(kWsFloats);
+  auto fetch_vec = [&](int c) {
+    if (tid < kVec / 4)
+      __pipeline_memcpy_async(&vec_buf[c & 1][4 * tid], ws_pair + size_t(c) * kWsFloats + kWsKinv + 4 * tid, 16);
+    __pipeline_commit();
+  };
+  fetch_vec(0);
   for (int c = 0; c < a.n_chunks; ++c) {
     const int64_t t0 = int64_t(c) * kC;
     const int n = static_cast<int>(a.T - t0 < kC ? a.T - t0 : kC);
-    const float* ws = a.ws + ((size_t(b) * a.H + h) * a.n_chunks + c) * kWsFloats;
-    __syncthreads();  // the last chunk's readers of vec, kh and the state are done
-    for (int e = tid; e < kWsTail + 16 - kWsKinv; e += kThreads) vec[e] = ws[kWsKinv + e];
+    const float* ws = ws_pair + size_t(c) * kWsFloats;
+    __syncthreads();  // the last chunk's readers of vec_buf, kh and the state are done
+    __pipeline_wait_prior(0);
     __syncthreads();
+    if (c + 1 < a.n_chunks) fetch_vec(c + 1);
+    const float* vec = vec_buf[c & 1];
     const float *kinv = vec, *qinv = vec + kC, *ap = vec + 2 * kC, *bp = vec + 3 * kC, *At = vec + 4 * kC,
                 *Bt = vec + 5 * kC, *gw = vec + 6 * kC, *mw = vec + 7 * kC, *tail = vec + 8 * kC;
     load_kq<DKP, In>(a, b, h, t0, n, kh, qh, nullptr, nullptr, kinv, qinv);
@@ -294,7 +309,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
       }
       for (int kk = 0; kk < DKP; kk += 8) {
         FragA fa;
-        load_tf32(fa, kh + pm * 16 * kLd + kk, kLd);
+        wmma::load_matrix_sync(fa, kh + pm * 16 * kLd + kk, kLd);
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           FragB fs, fm;
@@ -315,7 +330,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     for (int e = tid; e < kC * kCols; e += kThreads) {
       const int t = e / kCols, col = e % kCols;
       const float vv = t < n && c0 + col < a.DV ? to_f(v[((size_t(b) * a.T + t0 + t) * a.H + h) * a.DV + c0 + col]) : 0.f;
-      B3[t * kLdc + col] = vv - ap[t] * B1[t * kLdc + col] + bp[t] * B2[t * kLdc + col];
+      B3[t * kLdc + col] = wmma::__float_to_tf32(vv - ap[t] * B1[t * kLdc + col] + bp[t] * B2[t * kLdc + col]);
     }
     __syncthreads();
     // B1 = U = T B3.
@@ -325,11 +340,11 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
       for (int i = 0; i < 2; ++i) wmma::fill_fragment(u[i], 0.f);
       for (int kk = 0; kk < kC; kk += 8) {
         FragA fa;
-        load_tf32(fa, ws + kWsT + pm * 16 * kC + kk, kC);
+        wmma::load_matrix_sync(fa, ws + kWsT + pm * 16 * kC + kk, kC);
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           FragB fb;
-          load_tf32(fb, B3 + kk * kLdc + (pn + i) * 16, kLdc);
+          wmma::load_matrix_sync(fb, B3 + kk * kLdc + (pn + i) * 16, kLdc);
           wmma::mma_sync(u[i], fa, fb, u[i]);
         }
       }
@@ -348,7 +363,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
       }
       for (int kk = 0; kk < DKP; kk += 8) {
         FragA fa;
-        load_tf32(fa, qh + pm * 16 * kLd + kk, kLd);
+        wmma::load_matrix_sync(fa, qh + pm * 16 * kLd + kk, kLd);
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           FragB fs, fm;
@@ -378,7 +393,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
         wmma::load_matrix_sync(o[i], B2 + pm * 16 * kLdc + (pn + i) * 16, kLdc, wmma::mem_row_major);
       for (int kk = 0; kk < kC; kk += 8) {
         FragA fa;
-        load_tf32(fa, ws + kWsQkg + pm * 16 * kC + kk, kC);
+        wmma::load_matrix_sync(fa, ws + kWsQkg + pm * 16 * kC + kk, kC);
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           FragB fb;
@@ -403,8 +418,8 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
           static_cast<float*>(a.o)[oi] = ov;
       }
       const float u = B1[t * kLdc + col];
-      B2[t * kLdc + col] = gw[t] * u;
-      B1[t * kLdc + col] = -mw[t] * u;
+      B2[t * kLdc + col] = wmma::__float_to_tf32(gw[t] * u);
+      B1[t * kLdc + col] = wmma::__float_to_tf32(-mw[t] * u);
     }
     __syncthreads();
     // S = A S - b M + k^T B2, M = Mu M + k^T B1, tile by tile (each warp its own tiles).
@@ -428,12 +443,12 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
         }
         for (int kk = 0; kk < kC; kk += 8) {
           FragAT fa;  // k^T: column-major view of k^'s rows
-          load_tf32(fa, kh + kk * kLd + mt * 16, kLd);
+          wmma::load_matrix_sync(fa, kh + kk * kLd + mt * 16, kLd);
 #pragma unroll
           for (int i = 0; i < kStateCols; ++i) {
             FragB fg, fm;
-            load_tf32(fg, B2 + kk * kLdc + (sn + i) * 16, kLdc);
-            load_tf32(fm, B1 + kk * kLdc + (sn + i) * 16, kLdc);
+            wmma::load_matrix_sync(fg, B2 + kk * kLdc + (sn + i) * 16, kLdc);
+            wmma::load_matrix_sync(fm, B1 + kk * kLdc + (sn + i) * 16, kLdc);
             wmma::mma_sync(as[i], fa, fg, as[i]);
             wmma::mma_sync(am[i], fa, fm, am[i]);
           }

@@ -52,7 +52,7 @@ if [ $chunk_only = 1 ]; then
   if [ $ncu = 1 ]; then
     timeout 180 "$(tool ncu)" --clock-control none -k regex:chunk_ --launch-skip 8 --launch-count 2 \
       --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
-      --section LaunchStats --section MemoryWorkloadAnalysis \
+      --section LaunchStats --section MemoryWorkloadAnalysis --section SourceCounters \
       "$G/mdnstab_bench_chunk" --quick --reps 3 >"$OUT/ncu_chunk.txt" 2>&1
     echo "ncu rc=$?"
     grep -E "chunk_(prep|scan)_kernel|Duration|Registers Per|Achieved Occupancy|Compute \(SM\) Throughput|Memory Throughput" "$OUT/ncu_chunk.txt" | head -30
