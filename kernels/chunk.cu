@@ -3,6 +3,7 @@
 // References: src/mdnstab/recurrent_ref.hpp and chunk_plain_ref (src/mdnstab/chunk_ref.hpp);
 // tested in tests/gpu/test_gpu_chunk.cpp.
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -91,6 +92,10 @@ Status run_chunk(const RecurrentParams& p, void* workspace, void* stream, std::s
   a.s_final = p.s_final;
   a.m_final = p.m_final;
   a.o = p.o;
+  auto aligned = [](const void* x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0; };
+  a.o_vec4 = p.dv % 4 == 0 && aligned(p.o);
+  a.kq_vec4 = p.dk % 4 == 0 && aligned(p.q) && aligned(p.k);
+  a.v_vec4 = p.dv % 4 == 0 && aligned(p.v);
   if (p.steps == 0) {  // no token: the final state is the initial one
     const size_t bytes = static_cast<size_t>(p.batch * p.heads * p.dk * p.dv) * sizeof(float);
     for (auto [dst, src] : {std::pair{p.s_final, p.s0}, std::pair{p.m_final, p.m0}}) {

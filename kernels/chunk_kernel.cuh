@@ -28,12 +28,16 @@ namespace wmma = nvcuda::wmma;
 constexpr int kC = 64;         // tokens per chunk
 constexpr int kCols = 64;      // value columns per scan CTA
 constexpr int kThreads = 256;  // 8 warps, both kernels
-constexpr int kLdc = kC + 4;   // row stride of C x C and C x kCols tiles in shared memory (floats)
+// Row stride (floats) of the C x C and C x kCols tiles in shared memory: 72 = 8 mod 32
+// makes row-major B-fragment and accumulator accesses free of bank conflicts.
+constexpr int kLdc = kC + 8;
 
 // Per-chunk workspace written by the prep kernel (floats).
 enum : int {
-  kWsT = 0,                     // [C][C] T = (I + L)^-1, lower triangular
-  kWsQkg = kWsT + kC * kC,      // [C][C] Gamma_{t,j} eta_j q^_t.k^_j (j <= t), 0 above
+  // T and the output weights as tf32 A fragments (16 x 8, in wmma's element order):
+  // fragment (row tile m, column tile k) at ((m * C/8 + k) * 32 + lane) * 4.
+  kWsT = 0,                     // T = (I + L)^-1, lower triangular
+  kWsQkg = kWsT + kC * kC,      // Gamma_{t,j} eta_j q^_t.k^_j (j <= t), 0 above
   kWsKinv = kWsQkg + kC * kC,   // [C] 1 / (|k_t| + 1e-6) (1 without the L2 norm; 0 past the end)
   kWsQinv = kWsKinv + kC,       // [C] scale / (|q_t| + 1e-6)
   kWsAp = kWsQinv + kC,         // [C] A_{t-1} rho_t: S's weight in u_t
@@ -55,15 +59,55 @@ struct ChunkArgs {
   const void* v = nullptr;
   const float *log_alpha = nullptr, *log_mu = nullptr, *beta = nullptr, *eta = nullptr;
   bool p_alpha = true, l2norm = true, out_bf16 = false;
+  bool o_vec4 = false;   // o is 16-byte aligned and DV % 4 == 0: four outputs per store
+  bool kq_vec4 = false;  // q, k 16-byte aligned and DK % 4 == 0: four inputs per load
+  bool v_vec4 = false;   // v 16-byte aligned and DV % 4 == 0
   float scale = 1.f;
   const float *s0 = nullptr, *m0 = nullptr;
   float *s_final = nullptr, *m_final = nullptr;
   void* o = nullptr;
   float* ws = nullptr;  // [B, H, n_chunks, kWsFloats]
+  // Development only (kernels/dev/chunk_phases.cu): when set, the scan's thread 0 adds
+  // up the cycles of each phase, [scan CTA][kScanPhases].
+  long long* phase_clocks = nullptr;
+};
+
+// The scan's phases, each ended by a barrier (phase_clocks).
+enum ScanPhase : int {
+  kPhState, kPhWait, kPhIssue, kPhLoadOwn, kPhLoadKq, kPhKS, kPhRhs, kPhU, kPhQS, kPhQMix, kPhQkgU, kPhStoreO, kScanPhases
 };
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+// N consecutive inputs p[0 .. N) as floats, those at or past `valid` zero; one vector
+// load when `vec` (aligned, all N valid).
+template <int N, class In>
+__device__ __forceinline__ void load_n(const In* p, int valid, bool vec, float* out) {
+  if (vec && valid >= N) {
+    if constexpr (sizeof(In) == 2 && N == 4) {
+      const uint2 w = *reinterpret_cast<const uint2*>(p);
+      const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.x));
+      const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.y));
+      out[0] = lo.x, out[1] = lo.y, out[2] = hi.x, out[3] = hi.y;
+      return;
+    } else if constexpr (sizeof(In) == 2 && N == 2) {
+      const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+      out[0] = f.x, out[1] = f.y;
+      return;
+    } else if constexpr (sizeof(In) == 4 && N == 4) {
+      const float4 f = *reinterpret_cast<const float4*>(p);
+      out[0] = f.x, out[1] = f.y, out[2] = f.z, out[3] = f.w;
+      return;
+    } else if constexpr (sizeof(In) == 4 && N == 2) {
+      const float2 f = *reinterpret_cast<const float2*>(p);
+      out[0] = f.x, out[1] = f.y;
+      return;
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < N; ++j) out[j] = j < valid ? to_f(p[j]) : 0.f;
+}
 
 using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
 using FragAT = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
@@ -80,44 +124,61 @@ __device__ __forceinline__ void load_tf32(F& f, const float* p, unsigned ld) {
   for (int i = 0; i < f.num_elements; ++i) f.x[i] = wmma::__float_to_tf32(f.x[i]);
 }
 
+// A tf32 A fragment stored in wmma's element order (the prep kernel's output): lane's
+// four elements are 16 contiguous bytes.
+__device__ __forceinline__ void load_fragment_order(FragA& f, const float* p) {
+  const float4 x = *reinterpret_cast<const float4*>(p);
+  f.x[0] = x.x, f.x[1] = x.y, f.x[2] = x.z, f.x[3] = x.w;
+}
+
+template <int DKP>
+__host__ __device__ constexpr int prep_row() {  // k^ and q^ rows, wide enough for the C x C tiles laid over them
+  return DKP + 4 > kLdc ? DKP + 4 : kLdc;
+}
 template <int DKP>
 constexpr int prep_smem_bytes() {
-  return (2 * kC * (DKP + 4) + 4 * kC * kLdc) * 4;
+  return (2 * kC * prep_row<DKP>() + 2 * kC * kLdc) * 4;
 }
 template <int DKP>
 constexpr int scan_smem_bytes() {
-  return (2 * DKP * kLdc + 2 * kC * (DKP + 4) + 3 * kC * kLdc) * 4;
+  return (2 * DKP * kLdc + 2 * kC * (DKP + 4) + 3 * kC * kLdc + kC * kC) * 4;
 }
 
 // Normalized k and q rows of one chunk into shared memory (rounded to tf32 once, as
-// every product takes them; rows past the sequence's end and columns past DK zero),
-// each warp a row at a time. Returns the
-// factors through kinv / qinv when given (the prep kernel), or applies stored ones.
+// every product takes them; rows past the sequence's end and columns past DK zero).
+// Warp w takes rows w, w + 8, ...; all of its loads are issued before any is used.
+// Returns the factors through kinv / qinv (the prep kernel), or applies stored ones.
 template <int DKP, class In>
 __device__ void load_kq(const ChunkArgs& a, int b, int h, int64_t t0, int n, float* kh, float* qh, float* kinv,
                         float* qinv, const float* kinv_in, const float* qinv_in) {
-  constexpr int kLd = DKP + 4, kPer = DKP / 32;
+  constexpr int kLd = DKP + 4, kPer = DKP / 32, kRows = kC / (kThreads / 32);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const In* k = static_cast<const In*>(a.k);
   const In* q = static_cast<const In*>(a.q);
-  for (int t = warp; t < kC; t += kThreads / 32) {
-    float kv[kPer], qv[kPer];
-    float ks = 0.f, qs = 0.f;
-    const size_t base = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DK;
+  // Lane l holds columns [l kPer, (l + 1) kPer) of each of its rows.
+  float kv[kRows][kPer], qv[kRows][kPer];
 #pragma unroll
-    for (int i = 0; i < kPer; ++i) {
-      const int d = lane + 32 * i;
-      const bool in = t < n && d < a.DK;
-      kv[i] = in ? to_f(k[base + d]) : 0.f;
-      qv[i] = in ? to_f(q[base + d]) : 0.f;
-      ks += kv[i] * kv[i];
-      qs += qv[i] * qv[i];
-    }
+  for (int r = 0; r < kRows; ++r) {
+    const int t = warp + r * (kThreads / 32);
+    const size_t base = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DK + lane * kPer;
+    const int valid = t < n ? a.DK - lane * kPer : 0;
+    load_n<kPer>(k + base, valid, a.kq_vec4, kv[r]);
+    load_n<kPer>(q + base, valid, a.kq_vec4, qv[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int t = warp + r * (kThreads / 32);
     float ki, qi;
     if (kinv_in) {
       ki = kinv_in[t];
       qi = qinv_in[t];
     } else {
+      float ks = 0.f, qs = 0.f;
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) {
+        ks += kv[r][i] * kv[r][i];
+        qs += qv[r][i] * qv[r][i];
+      }
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) {
         ks += __shfl_xor_sync(0xffffffffu, ks, o);
@@ -132,8 +193,8 @@ __device__ void load_kq(const ChunkArgs& a, int b, int h, int64_t t0, int n, flo
     }
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
-      kh[t * kLd + lane + 32 * i] = wmma::__float_to_tf32(kv[i] * ki);
-      qh[t * kLd + lane + 32 * i] = wmma::__float_to_tf32(qv[i] * qi);
+      kh[t * kLd + lane * kPer + i] = wmma::__float_to_tf32(kv[r][i] * ki);
+      qh[t * kLd + lane * kPer + i] = wmma::__float_to_tf32(qv[r][i] * qi);
     }
   }
 }
@@ -142,13 +203,14 @@ template <int DKP, class In>
 __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
   constexpr int kLd = DKP + 4;
   extern __shared__ __align__(128) float sm[];
-  float* kh = sm;              // [C][kLd] k^
-  float* qh = kh + kC * kLd;   // [C][kLd] scale q^
-  float* L = qh + kC * kLd;    // [C][kLdc] k^_t.k^_j, then L
+  float* kh = sm;                          // [C][kLd] k^
+  float* qh = kh + kC * prep_row<DKP>();   // [C][kLd] scale q^
+  float* L = qh + kC * prep_row<DKP>();    // [C][kLdc] k^_t.k^_j, then L
   float* Q = L + kC * kLdc;    // [C][kLdc] q^_t.k^_j, then Gamma o q^.k~
-  float* G = Q + kC * kLdc;    // [C][kLdc] Gamma_{t,j}
-  float* Tm = G + kC * kLdc;   // [C][kLdc] T
+  float* G = kh;               // [C][kLdc] Gamma_{t,j}, once the Gram matrices are done
+  float* Tm = qh;              // [C][kLdc] T, likewise
   __shared__ float al[kC], mu[kC], be[kC], et[kC], rho[kC];
+  __shared__ __align__(32) float order[16 * 8];  // order[r][c] = 8 r + c: a fragment's element order
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
   const int64_t t0 = int64_t(c) * kC;
   const int n = static_cast<int>(a.T - t0 < kC ? a.T - t0 : kC);
@@ -170,6 +232,7 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
     et[tid] = e;
     rho[tid] = a.p_alpha ? x : 1.f;
   }
+  if (tid < 128) order[tid] = float(tid);
   load_kq<DKP, In>(a, b, h, t0, n, kh, qh, ws + kWsKinv, ws + kWsQinv, nullptr, nullptr);
   __syncthreads();
 
@@ -190,6 +253,7 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
     }
     wmma::store_matrix_sync(D + tm * 16 * kLdc + tn * 16, acc, kLdc, wmma::mem_row_major);
   }
+  __syncthreads();  // k^ and q^ are done with: G and T take their place
 
   // Gamma column by column, the prefix products by one thread.
   if (tid < kC) {
@@ -225,8 +289,7 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
   for (int e = tid; e < kC * kC; e += kThreads) {
     const int t = e / kC, j = e % kC;
     L[t * kLdc + j] = j < t ? G[(t - 1) * kLdc + j] * rho[t] * et[j] * L[t * kLdc + j] : 0.f;
-    const float qkg = j <= t ? G[t * kLdc + j] * et[j] * Q[t * kLdc + j] : 0.f;
-    ws[kWsQkg + e] = wmma::__float_to_tf32(qkg);  // tf32 operands: rounded once here
+    Q[t * kLdc + j] = j <= t ? G[t * kLdc + j] * et[j] * Q[t * kLdc + j] : 0.f;
     Tm[t * kLdc + j] = t == j ? 1.f : 0.f;
   }
   __syncthreads();
@@ -244,7 +307,26 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
       __syncthreads();
     }
   }
-  for (int e = tid; e < kC * kC; e += kThreads) ws[kWsT + e] = wmma::__float_to_tf32(Tm[(e / kC) * kLdc + e % kC]);
+  // T and the output weights out in fragment order, rounded to tf32 once here. The
+  // order is read from wmma itself: a fragment loaded from `order`.
+  {
+    static_assert(FragA::num_elements == 4, "a tf32 16 x 8 A fragment holds 4 elements per lane");
+    FragA map;
+    wmma::load_matrix_sync(map, order, 8);
+    const int lane = tid & 31;
+    for (int f = warp; f < 2 * (kC / 16) * (kC / 8); f += kThreads / 32) {
+      const int ff = f % ((kC / 16) * (kC / 8)), m = ff / (kC / 8), k = ff % (kC / 8);
+      const float* src = f < (kC / 16) * (kC / 8) ? Tm : Q;
+      float x[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int rc = static_cast<int>(map.x[i]);
+        x[i] = wmma::__float_to_tf32(src[(m * 16 + rc / 8) * kLdc + k * 8 + rc % 8]);
+      }
+      float* dst = ws + (src == Tm ? kWsT : kWsQkg) + (size_t(ff) * 32 + lane) * 4;
+      *reinterpret_cast<float4*>(dst) = make_float4(x[0], x[1], x[2], x[3]);
+    }
+  }
 }
 
 // One CTA: 64 value columns [c0, c0 + 64) of one (sequence, head), every chunk in order.
@@ -253,6 +335,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
   constexpr int kLd = DKP + 4, kRowTiles = DKP / 16;
   // State update tiles: kRowTiles x 4 over 8 warps.
   constexpr int kStateCols = kRowTiles >= 8 ? 4 : 4 * kRowTiles / 8;
+  constexpr int kItems = kC * kCols / 4 / kThreads;  // element-wise passes: four columns per item
   extern __shared__ __align__(128) float sm[];
   float* S = sm;                // [DKP][kLdc]
   float* M = S + DKP * kLdc;    // [DKP][kLdc]
@@ -261,6 +344,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
   float* B1 = qh + kC * kLd;    // [C][kLdc]
   float* B2 = B1 + kC * kLdc;
   float* B3 = B2 + kC * kLdc;
+  float* Ts = B3 + kC * kLdc;   // [C * C] T in fragment order, copied a chunk ahead
   constexpr int kVec = kWsTail + 16 - kWsKinv;  // the per-token vectors and the tail
   __shared__ __align__(16) float vec_buf[2][kVec];
   const int slice = blockIdx.x, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x, warp = tid >> 5;
@@ -284,20 +368,48 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
       __pipeline_memcpy_async(&vec_buf[c & 1][4 * tid], ws_pair + size_t(c) * kWsFloats + kWsKinv + 4 * tid, 16);
     __pipeline_commit();
   };
+  auto fetch_t = [&](int c) {  // T is read whole by every warp: 16 bytes per thread per round
+    const float* src = ws_pair + size_t(c) * kWsFloats + kWsT;
+    for (int i = tid; i < kC * kC / 4; i += kThreads) __pipeline_memcpy_async(Ts + 4 * i, src + 4 * i, 16);
+    __pipeline_commit();
+  };
   fetch_vec(0);
+  fetch_t(0);
+  const bool clocked = a.phase_clocks && tid == 0;
+  long long clk_last = clocked ? clock64() : 0, clk[kScanPhases] = {};
+  auto mark = [&](int phase) {  // after a barrier: the phase that just ended
+    if (clocked) {
+      const long long now = clock64();
+      clk[phase] += now - clk_last;
+      clk_last = now;
+    }
+  };
   for (int c = 0; c < a.n_chunks; ++c) {
     const int64_t t0 = int64_t(c) * kC;
     const int n = static_cast<int>(a.T - t0 < kC ? a.T - t0 : kC);
     const float* ws = ws_pair + size_t(c) * kWsFloats;
     __syncthreads();  // the last chunk's readers of vec_buf, kh and the state are done
+    mark(kPhState);
     __pipeline_wait_prior(0);
     __syncthreads();
+    mark(kPhWait);
     if (c + 1 < a.n_chunks) fetch_vec(c + 1);
     const float* vec = vec_buf[c & 1];
     const float *kinv = vec, *qinv = vec + kC, *ap = vec + 2 * kC, *bp = vec + 3 * kC, *At = vec + 4 * kC,
                 *Bt = vec + 5 * kC, *gw = vec + 6 * kC, *mw = vec + 7 * kC, *tail = vec + 8 * kC;
+    // v, needed two phases later, loaded now: four columns per item, kItems per thread.
+    float vv[kItems][4];
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const int e = tid + i * kThreads, t = e / (kCols / 4), col = (e % (kCols / 4)) * 4;
+      const size_t vi = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DV + c0 + col;
+      load_n<4>(v + vi, t < n ? a.DV - c0 - col : 0, a.v_vec4, vv[i]);
+    }
+    mark(kPhIssue);
     load_kq<DKP, In>(a, b, h, t0, n, kh, qh, nullptr, nullptr, kinv, qinv);
+    mark(kPhLoadOwn);
     __syncthreads();
+    mark(kPhLoadKq);
 
     // B1 = k^ S, B2 = k^ M.
     {
@@ -326,26 +438,37 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
       }
     }
     __syncthreads();
+    mark(kPhKS);
     // B3 = v - a' k^S + b' k^M (the right-hand side of the pseudo-values).
-    for (int e = tid; e < kC * kCols; e += kThreads) {
-      const int t = e / kCols, col = e % kCols;
-      const float vv = t < n && c0 + col < a.DV ? to_f(v[((size_t(b) * a.T + t0 + t) * a.H + h) * a.DV + c0 + col]) : 0.f;
-      B3[t * kLdc + col] = wmma::__float_to_tf32(vv - ap[t] * B1[t * kLdc + col] + bp[t] * B2[t * kLdc + col]);
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const int e = tid + i * kThreads, t = e / (kCols / 4), col = (e % (kCols / 4)) * 4;
+      const float4 x = *reinterpret_cast<const float4*>(B1 + t * kLdc + col);
+      const float4 y = *reinterpret_cast<const float4*>(B2 + t * kLdc + col);
+      const float at = ap[t], bt = bp[t];
+      float4 r;
+      r.x = wmma::__float_to_tf32(vv[i][0] - at * x.x + bt * y.x);
+      r.y = wmma::__float_to_tf32(vv[i][1] - at * x.y + bt * y.y);
+      r.z = wmma::__float_to_tf32(vv[i][2] - at * x.z + bt * y.z);
+      r.w = wmma::__float_to_tf32(vv[i][3] - at * x.w + bt * y.w);
+      *reinterpret_cast<float4*>(B3 + t * kLdc + col) = r;
     }
     __syncthreads();
+    mark(kPhRhs);
     // B1 = U = T B3.
     {
       Acc u[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) wmma::fill_fragment(u[i], 0.f);
-      for (int kk = 0; kk < kC; kk += 8) {
-        FragA fa;
-        wmma::load_matrix_sync(fa, ws + kWsT + pm * 16 * kC + kk, kC);
+#pragma unroll
+      for (int kk = 0; kk < kC / 8; ++kk) {
+        FragA tf;
+        load_fragment_order(tf, Ts + (size_t(pm * (kC / 8) + kk) * 32 + (tid & 31)) * 4);
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           FragB fb;
-          wmma::load_matrix_sync(fb, B3 + kk * kLdc + (pn + i) * 16, kLdc);
-          wmma::mma_sync(u[i], fa, fb, u[i]);
+          wmma::load_matrix_sync(fb, B3 + kk * 8 * kLdc + (pn + i) * 16, kLdc);
+          wmma::mma_sync(u[i], tf, fb, u[i]);
         }
       }
 #pragma unroll
@@ -353,6 +476,13 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
         wmma::store_matrix_sync(B1 + pm * 16 * kLdc + (pn + i) * 16, u[i], kLdc, wmma::mem_row_major);
     }
     __syncthreads();
+    mark(kPhU);
+    if (c + 1 < a.n_chunks) fetch_t(c + 1);  // T is done with
+    // The output weights, needed two phases later.
+    FragA qf[kC / 8];
+#pragma unroll
+    for (int kk = 0; kk < kC / 8; ++kk)
+      load_fragment_order(qf[kk], ws + kWsQkg + (size_t(pm * (kC / 8) + kk) * 32 + (tid & 31)) * 4);
     // B2 = q^ S, B3 = q^ M.
     {
       Acc xs[2], xm[2];
@@ -380,25 +510,34 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
       }
     }
     __syncthreads();
-    for (int e = tid; e < kC * kCols; e += kThreads) {
-      const int t = e / kCols, col = e % kCols;
-      B2[t * kLdc + col] = At[t] * B2[t * kLdc + col] - Bt[t] * B3[t * kLdc + col];
+    mark(kPhQS);
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const int e = tid + i * kThreads, t = e / (kCols / 4), col = (e % (kCols / 4)) * 4;
+      float4 x = *reinterpret_cast<const float4*>(B2 + t * kLdc + col);
+      const float4 y = *reinterpret_cast<const float4*>(B3 + t * kLdc + col);
+      const float at = At[t], bt = Bt[t];
+      x.x = at * x.x - bt * y.x;
+      x.y = at * x.y - bt * y.y;
+      x.z = at * x.z - bt * y.z;
+      x.w = at * x.w - bt * y.w;
+      *reinterpret_cast<float4*>(B2 + t * kLdc + col) = x;
     }
     __syncthreads();
+    mark(kPhQMix);
     // B3 = o = B2 + (Gamma o q^.k~) U.
     {
       Acc o[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i)
         wmma::load_matrix_sync(o[i], B2 + pm * 16 * kLdc + (pn + i) * 16, kLdc, wmma::mem_row_major);
-      for (int kk = 0; kk < kC; kk += 8) {
-        FragA fa;
-        wmma::load_matrix_sync(fa, ws + kWsQkg + pm * 16 * kC + kk, kC);
+#pragma unroll
+      for (int kk = 0; kk < kC / 8; ++kk) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           FragB fb;
-          load_tf32(fb, B1 + kk * kLdc + (pn + i) * 16, kLdc);
-          wmma::mma_sync(o[i], fa, fb, o[i]);
+          load_tf32(fb, B1 + kk * 8 * kLdc + (pn + i) * 16, kLdc);
+          wmma::mma_sync(o[i], qf[kk], fb, o[i]);
         }
       }
 #pragma unroll
@@ -406,22 +545,45 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
         wmma::store_matrix_sync(B3 + pm * 16 * kLdc + (pn + i) * 16, o[i], kLdc, wmma::mem_row_major);
     }
     __syncthreads();
+    mark(kPhQkgU);
     // o out; U's weights for the state: B2 = Gamma_{C-1,j} eta_j u_j, B1 = -(Mu_{C-1}/Mu_j) eta_j u_j.
-    for (int e = tid; e < kC * kCols; e += kThreads) {
-      const int t = e / kCols, col = e % kCols;
-      if (t < n && c0 + col < a.DV) {
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const int e = tid + i * kThreads, t = e / (kCols / 4), col = (e % (kCols / 4)) * 4;
+      const float4 ov = *reinterpret_cast<const float4*>(B3 + t * kLdc + col);
+      if (t < n) {
         const size_t oi = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DV + c0 + col;
-        const float ov = B3[t * kLdc + col];
-        if (a.out_bf16)
-          static_cast<__nv_bfloat16*>(a.o)[oi] = __float2bfloat16(ov);
-        else
-          static_cast<float*>(a.o)[oi] = ov;
+        const float o4[4] = {ov.x, ov.y, ov.z, ov.w};
+        if (a.o_vec4 && c0 + col + 4 <= a.DV) {  // aligned, all four inside
+          if (a.out_bf16) {
+            const __nv_bfloat162 p0 = __floats2bfloat162_rn(ov.x, ov.y), p1 = __floats2bfloat162_rn(ov.z, ov.w);
+            uint2 w;
+            w.x = *reinterpret_cast<const unsigned*>(&p0);
+            w.y = *reinterpret_cast<const unsigned*>(&p1);
+            *reinterpret_cast<uint2*>(static_cast<__nv_bfloat16*>(a.o) + oi) = w;
+          } else {
+            *reinterpret_cast<float4*>(static_cast<float*>(a.o) + oi) = ov;
+          }
+        } else {
+          for (int j = 0; j < 4 && c0 + col + j < a.DV; ++j) {
+            if (a.out_bf16)
+              static_cast<__nv_bfloat16*>(a.o)[oi + j] = __float2bfloat16(o4[j]);
+            else
+              static_cast<float*>(a.o)[oi + j] = o4[j];
+          }
+        }
       }
-      const float u = B1[t * kLdc + col];
-      B2[t * kLdc + col] = wmma::__float_to_tf32(gw[t] * u);
-      B1[t * kLdc + col] = wmma::__float_to_tf32(-mw[t] * u);
+      const float4 u = *reinterpret_cast<const float4*>(B1 + t * kLdc + col);
+      const float g = gw[t], m = -mw[t];
+      *reinterpret_cast<float4*>(B2 + t * kLdc + col) =
+          make_float4(wmma::__float_to_tf32(g * u.x), wmma::__float_to_tf32(g * u.y), wmma::__float_to_tf32(g * u.z),
+                      wmma::__float_to_tf32(g * u.w));
+      *reinterpret_cast<float4*>(B1 + t * kLdc + col) =
+          make_float4(wmma::__float_to_tf32(m * u.x), wmma::__float_to_tf32(m * u.y), wmma::__float_to_tf32(m * u.z),
+                      wmma::__float_to_tf32(m * u.w));
     }
     __syncthreads();
+    mark(kPhStoreO);
     // S = A S - b M + k^T B2, M = Mu M + k^T B1, tile by tile (each warp its own tiles).
     {
       const float A_l = tail[0], b_l = tail[1], Mu_l = tail[2];
@@ -462,6 +624,11 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     }
   }
   __syncthreads();
+  mark(kPhState);
+  if (clocked) {
+    const size_t cta = (size_t(b) * gridDim.y + h) * gridDim.x + slice;
+    for (int p = 0; p < kScanPhases; ++p) a.phase_clocks[cta * kScanPhases + p] = clk[p];
+  }
   for (int e = tid; e < DKP * kCols; e += kThreads) {
     const int r = e / kCols, col = e % kCols;
     if (r < a.DK && c0 + col < a.DV) {

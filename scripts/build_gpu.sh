@@ -8,9 +8,9 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-/work/main/.gpubuild}
 command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "build_gpu.sh: nvcc not found" >&2; exit 2; }
 cmake --preset release -S "$src" >/dev/null
-cmake --build "$src/build/release" -j2 --target mdnstab mdnstab_gpu_tests mdnstab_bench_recurrent mdnstab_bench_chunk mdnstab_dev_recurrent
+cmake --build "$src/build/release" -j2 --target mdnstab mdnstab_gpu_tests mdnstab_bench_recurrent mdnstab_bench_chunk mdnstab_dev_recurrent mdnstab_dev_chunk_phases
 mkdir -p "$dest/lib"
-for b in mdnstab tests/gpu/mdnstab_gpu_tests kernels/mdnstab_bench_recurrent kernels/mdnstab_bench_chunk kernels/mdnstab_dev_recurrent; do
+for b in mdnstab tests/gpu/mdnstab_gpu_tests kernels/mdnstab_bench_recurrent kernels/mdnstab_bench_chunk kernels/mdnstab_dev_recurrent kernels/mdnstab_dev_chunk_phases; do
   cp "$src/build/release/$b" "$dest/"
 done
 # Shared libraries the device image may lack (fmt, OpenMP runtime); glibc and libstdc++ there are newer.
