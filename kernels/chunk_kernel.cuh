@@ -20,6 +20,7 @@
 #include <mma.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace mdnstab::kernels::chunk_detail {
 
@@ -80,31 +81,40 @@ enum ScanPhase : int {
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-// N consecutive inputs p[0 .. N) as floats, those at or past `valid` zero; one vector
-// load when `vec` (aligned, all N valid).
+// N consecutive inputs (N = 2 or 4) as one raw vector: loaded first, converted to
+// floats later, so that no load waits on another's data before the next is issued.
 template <int N, class In>
-__device__ __forceinline__ void load_n(const In* p, int valid, bool vec, float* out) {
-  if (vec && valid >= N) {
+struct RawN {
+  using T = typename std::conditional<sizeof(In) == 2, typename std::conditional<N == 4, uint2, unsigned>::type,
+                                      typename std::conditional<N == 4, float4, float2>::type>::type;
+  T w;
+  // p must be aligned to the vector; zero where !ok.
+  __device__ __forceinline__ void load(const In* p, bool ok) {
+    if (ok)
+      w = *reinterpret_cast<const T*>(p);
+    else
+      w = T{};
+  }
+  __device__ __forceinline__ void to_floats(float* out) const {
     if constexpr (sizeof(In) == 2 && N == 4) {
-      const uint2 w = *reinterpret_cast<const uint2*>(p);
       const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.x));
       const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.y));
       out[0] = lo.x, out[1] = lo.y, out[2] = hi.x, out[3] = hi.y;
-      return;
-    } else if constexpr (sizeof(In) == 2 && N == 2) {
-      const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+    } else if constexpr (sizeof(In) == 2) {
+      const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w));
       out[0] = f.x, out[1] = f.y;
-      return;
-    } else if constexpr (sizeof(In) == 4 && N == 4) {
-      const float4 f = *reinterpret_cast<const float4*>(p);
-      out[0] = f.x, out[1] = f.y, out[2] = f.z, out[3] = f.w;
-      return;
-    } else if constexpr (sizeof(In) == 4 && N == 2) {
-      const float2 f = *reinterpret_cast<const float2*>(p);
-      out[0] = f.x, out[1] = f.y;
-      return;
+    } else if constexpr (N == 4) {
+      out[0] = w.x, out[1] = w.y, out[2] = w.z, out[3] = w.w;
+    } else {
+      out[0] = w.x, out[1] = w.y;
     }
   }
+};
+
+// N consecutive inputs p[0 .. N) as floats, those at or past `valid` zero, one at a
+// time (unaligned or ragged rows).
+template <int N, class In>
+__device__ __forceinline__ void load_scalar(const In* p, int valid, float* out) {
 #pragma unroll
   for (int j = 0; j < N; ++j) out[j] = j < valid ? to_f(p[j]) : 0.f;
 }
@@ -157,13 +167,30 @@ __device__ void load_kq(const ChunkArgs& a, int b, int h, int64_t t0, int n, flo
   const In* q = static_cast<const In*>(a.q);
   // Lane l holds columns [l kPer, (l + 1) kPer) of each of its rows.
   float kv[kRows][kPer], qv[kRows][kPer];
+  if (a.kq_vec4) {
+    RawN<kPer, In> kr[kRows], qr[kRows];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int t = warp + r * (kThreads / 32);
-    const size_t base = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DK + lane * kPer;
-    const int valid = t < n ? a.DK - lane * kPer : 0;
-    load_n<kPer>(k + base, valid, a.kq_vec4, kv[r]);
-    load_n<kPer>(q + base, valid, a.kq_vec4, qv[r]);
+    for (int r = 0; r < kRows; ++r) {
+      const int t = warp + r * (kThreads / 32);
+      const size_t base = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DK + lane * kPer;
+      const bool ok = t < n && lane * kPer < a.DK;  // DK % 4 == 0: a lane's columns are all in or all out
+      kr[r].load(k + base, ok);
+      qr[r].load(q + base, ok);
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      kr[r].to_floats(kv[r]);
+      qr[r].to_floats(qv[r]);
+    }
+  } else {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const int t = warp + r * (kThreads / 32);
+      const size_t base = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DK + lane * kPer;
+      const int valid = t < n ? a.DK - lane * kPer : 0;
+      load_scalar<kPer>(k + base, valid, kv[r]);
+      load_scalar<kPer>(q + base, valid, qv[r]);
+    }
   }
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -393,17 +420,38 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     __pipeline_wait_prior(0);
     __syncthreads();
     mark(kPhWait);
-    if (c + 1 < a.n_chunks) fetch_vec(c + 1);
+    if (c + 1 < a.n_chunks) {
+      fetch_vec(c + 1);
+      // The next chunk's k, q and v rows into L2 (this chunk's wait on DRAM is its
+      // longest phase): one 128-byte line per thread and round.
+      const int64_t tn = t0 + kC;
+      const int rows = static_cast<int>(a.T - tn < kC ? a.T - tn : kC);
+      const int kq_lines = (a.DK * int(sizeof(In)) + 127) / 128, v_lines = ((a.DV - c0 < kCols ? a.DV - c0 : kCols) * int(sizeof(In)) + 127) / 128;
+      const int per_row = 2 * kq_lines + v_lines;
+      for (int i = tid; i < rows * per_row; i += kThreads) {
+        const int t = i / per_row, l = i % per_row;
+        const size_t tok = (size_t(b) * a.T + tn + t) * a.H + h;
+        const char* p = l < kq_lines       ? reinterpret_cast<const char*>(static_cast<const In*>(a.k) + tok * a.DK) + 128 * l
+                        : l < 2 * kq_lines ? reinterpret_cast<const char*>(static_cast<const In*>(a.q) + tok * a.DK) +
+                                                 128 * (l - kq_lines)
+                                           : reinterpret_cast<const char*>(v + tok * a.DV + c0) + 128 * (l - 2 * kq_lines);
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+      }
+    }
     const float* vec = vec_buf[c & 1];
     const float *kinv = vec, *qinv = vec + kC, *ap = vec + 2 * kC, *bp = vec + 3 * kC, *At = vec + 4 * kC,
                 *Bt = vec + 5 * kC, *gw = vec + 6 * kC, *mw = vec + 7 * kC, *tail = vec + 8 * kC;
     // v, needed two phases later, loaded now: four columns per item, kItems per thread.
+    RawN<4, In> vr[kItems];  // converted where used
     float vv[kItems][4];
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
       const int e = tid + i * kThreads, t = e / (kCols / 4), col = (e % (kCols / 4)) * 4;
       const size_t vi = ((size_t(b) * a.T + t0 + t) * a.H + h) * a.DV + c0 + col;
-      load_n<4>(v + vi, t < n ? a.DV - c0 - col : 0, a.v_vec4, vv[i]);
+      if (a.v_vec4)  // DV % 4 == 0: an item's four columns are all in or all out
+        vr[i].load(v + vi, t < n && c0 + col < a.DV);
+      else
+        load_scalar<4>(v + vi, t < n ? a.DV - c0 - col : 0, vv[i]);
     }
     mark(kPhIssue);
     load_kq<DKP, In>(a, b, h, t0, n, kh, qh, nullptr, nullptr, kinv, qinv);
@@ -442,6 +490,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     // B3 = v - a' k^S + b' k^M (the right-hand side of the pseudo-values).
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
+      if (a.v_vec4) vr[i].to_floats(vv[i]);
       const int e = tid + i * kThreads, t = e / (kCols / 4), col = (e % (kCols / 4)) * 4;
       const float4 x = *reinterpret_cast<const float4*>(B1 + t * kLdc + col);
       const float4 y = *reinterpret_cast<const float4*>(B2 + t * kLdc + col);
