@@ -75,7 +75,7 @@ struct ChunkArgs {
 
 // The scan's phases, each ended by a barrier (phase_clocks).
 enum ScanPhase : int {
-  kPhState, kPhWait, kPhIssue, kPhLoadOwn, kPhLoadKq, kPhKS, kPhRhs, kPhU, kPhQS, kPhQMix, kPhQkgU, kPhStoreO, kScanPhases
+  kPhState, kPhWait, kPhIssue, kPhLoadOwn, kPhLoadKq, kPhKS, kPhRhs, kPhU, kPhQkgU, kPhStoreO, kScanPhases
 };
 
 __device__ __forceinline__ float to_f(float x) { return x; }
@@ -387,6 +387,17 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
   const In* v = static_cast<const In*>(a.v);
   // C x 64 products: 16 tiles; warp w owns row tile w / 2 and column tiles 2 (w % 2) + {0, 1}.
   const int pm = warp >> 1, pn = (warp & 1) * 2;
+  // The row (0..15) of each element of an accumulator fragment, read from wmma itself.
+  __shared__ __align__(32) float rows16[16 * 16];
+  rows16[tid] = float(tid / 16);
+  __syncthreads();
+  int acc_row[Acc::num_elements];
+  {
+    Acc map;
+    wmma::load_matrix_sync(map, rows16, 16, wmma::mem_row_major);
+#pragma unroll
+    for (int x = 0; x < Acc::num_elements; ++x) acc_row[x] = static_cast<int>(map.x[x]);
+  }
 
   // The next chunk's vectors are copied asynchronously while this one runs.
   const float* ws_pair = a.ws + (size_t(b) * a.H + h) * a.n_chunks * size_t(kWsFloats);
@@ -459,24 +470,31 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     __syncthreads();
     mark(kPhLoadKq);
 
-    // B1 = k^ S, B2 = k^ M.
+    // B1 = k^ S, B2 = k^ M; q^ S and q^ M stay in registers until the output. Each
+    // B fragment of the state is loaded and rounded once for both.
+    Acc ys[2], ym[2];
     {
       Acc xs[2], xm[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         wmma::fill_fragment(xs[i], 0.f);
         wmma::fill_fragment(xm[i], 0.f);
+        wmma::fill_fragment(ys[i], 0.f);
+        wmma::fill_fragment(ym[i], 0.f);
       }
       for (int kk = 0; kk < DKP; kk += 8) {
-        FragA fa;
-        wmma::load_matrix_sync(fa, kh + pm * 16 * kLd + kk, kLd);
+        FragA fk, fq;
+        wmma::load_matrix_sync(fk, kh + pm * 16 * kLd + kk, kLd);
+        wmma::load_matrix_sync(fq, qh + pm * 16 * kLd + kk, kLd);
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           FragB fs, fm;
           load_tf32(fs, S + kk * kLdc + (pn + i) * 16, kLdc);
           load_tf32(fm, M + kk * kLdc + (pn + i) * 16, kLdc);
-          wmma::mma_sync(xs[i], fa, fs, xs[i]);
-          wmma::mma_sync(xm[i], fa, fm, xm[i]);
+          wmma::mma_sync(xs[i], fk, fs, xs[i]);
+          wmma::mma_sync(xm[i], fk, fm, xm[i]);
+          wmma::mma_sync(ys[i], fq, fs, ys[i]);
+          wmma::mma_sync(ym[i], fq, fm, ym[i]);
         }
       }
 #pragma unroll
@@ -532,54 +550,17 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
 #pragma unroll
     for (int kk = 0; kk < kC / 8; ++kk)
       load_fragment_order(qf[kk], ws + kWsQkg + (size_t(pm * (kC / 8) + kk) * 32 + (tid & 31)) * 4);
-    // B2 = q^ S, B3 = q^ M.
-    {
-      Acc xs[2], xm[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        wmma::fill_fragment(xs[i], 0.f);
-        wmma::fill_fragment(xm[i], 0.f);
-      }
-      for (int kk = 0; kk < DKP; kk += 8) {
-        FragA fa;
-        wmma::load_matrix_sync(fa, qh + pm * 16 * kLd + kk, kLd);
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          FragB fs, fm;
-          load_tf32(fs, S + kk * kLdc + (pn + i) * 16, kLdc);
-          load_tf32(fm, M + kk * kLdc + (pn + i) * 16, kLdc);
-          wmma::mma_sync(xs[i], fa, fs, xs[i]);
-          wmma::mma_sync(xm[i], fa, fm, xm[i]);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        wmma::store_matrix_sync(B2 + pm * 16 * kLdc + (pn + i) * 16, xs[i], kLdc, wmma::mem_row_major);
-        wmma::store_matrix_sync(B3 + pm * 16 * kLdc + (pn + i) * 16, xm[i], kLdc, wmma::mem_row_major);
-      }
-    }
-    __syncthreads();
-    mark(kPhQS);
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int e = tid + i * kThreads, t = e / (kCols / 4), col = (e % (kCols / 4)) * 4;
-      float4 x = *reinterpret_cast<const float4*>(B2 + t * kLdc + col);
-      const float4 y = *reinterpret_cast<const float4*>(B3 + t * kLdc + col);
-      const float at = At[t], bt = Bt[t];
-      x.x = at * x.x - bt * y.x;
-      x.y = at * x.y - bt * y.y;
-      x.z = at * x.z - bt * y.z;
-      x.w = at * x.w - bt * y.w;
-      *reinterpret_cast<float4*>(B2 + t * kLdc + col) = x;
-    }
-    __syncthreads();
-    mark(kPhQMix);
-    // B3 = o = B2 + (Gamma o q^.k~) U.
+    // B3 = o = A_t q^S - b_t q^M + (Gamma o q^.k~) U, the first two terms scaled row by
+    // row in registers (acc_row: each accumulator element's row).
     {
       Acc o[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i)
-        wmma::load_matrix_sync(o[i], B2 + pm * 16 * kLdc + (pn + i) * 16, kLdc, wmma::mem_row_major);
+#pragma unroll
+        for (int x = 0; x < o[i].num_elements; ++x) {
+          const int r = pm * 16 + acc_row[x];
+          o[i].x[x] = At[r] * ys[i].x[x] - Bt[r] * ym[i].x[x];
+        }
 #pragma unroll
       for (int kk = 0; kk < kC / 8; ++kk) {
 #pragma unroll

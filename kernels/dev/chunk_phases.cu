@@ -68,10 +68,9 @@ void run(const mdnstab::bench::Dims& s) {
   CUDA_OK(cudaMemcpy(clk.data(), a.phase_clocks, clk.size() * sizeof(long long), cudaMemcpyDeviceToHost));
   static const char* names[cd::kScanPhases] = {"state update (S, M += k^T U)", "wait for the vectors",
                                                "issue v, T, weights loads",    "thread 0's k, q loads",
-                                               "  and the barrier after",      "k^S, k^M",
-                                               "right-hand side (v loads)",    "U = T (.)",
-                                               "q^S, q^M",                     "A q^S - b q^M",
-                                               "+ (Gamma o q^.k~) U",          "o out, U's weights"};
+                                               "  and the barrier after",      "k^S, k^M, q^S, q^M",
+                                               "right-hand side",              "U = T (.)",
+                                               "o = A q^S - b q^M + (.) U",    "o out, U's weights"};
   double total = 0, per[cd::kScanPhases] = {};
   for (int p = 0; p < cd::kScanPhases; ++p) {
     for (size_t c = 0; c < ctas; ++c) per[p] += double(clk[c * cd::kScanPhases + p]);
