@@ -360,8 +360,6 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
 template <int DKP, class In>
 __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
   constexpr int kLd = DKP + 4, kRowTiles = DKP / 16;
-  // State update tiles: kRowTiles x 4 over 8 warps.
-  constexpr int kStateCols = kRowTiles >= 8 ? 4 : 4 * kRowTiles / 8;
   constexpr int kItems = kC * kCols / 4 / kThreads;  // element-wise passes: four columns per item
   extern __shared__ __align__(128) float sm[];
   float* S = sm;                // [DKP][kLdc]
@@ -386,7 +384,9 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
   }
   const In* v = static_cast<const In*>(a.v);
   // C x 64 products: 16 tiles; warp w owns row tile w / 2 and column tiles 2 (w % 2) + {0, 1}.
-  const int pm = warp >> 1, pn = (warp & 1) * 2;
+  // C x 64 products: 16 tiles; warp w owns column tile cj = w % 4 and row tiles
+  // ri0, ri0 + 1 (ri0 = 2 (w / 4)), so that each B fragment it loads serves two row tiles.
+  const int cj = warp & 3, ri0 = (warp >> 2) * 2;
   // The row (0..15) of each element of an accumulator fragment, read from wmma itself.
   __shared__ __align__(32) float rows16[16 * 16];
   rows16[tid] = float(tid / 16);
@@ -476,31 +476,31 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     {
       Acc xs[2], xm[2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        wmma::fill_fragment(xs[i], 0.f);
-        wmma::fill_fragment(xm[i], 0.f);
-        wmma::fill_fragment(ys[i], 0.f);
-        wmma::fill_fragment(ym[i], 0.f);
+      for (int r = 0; r < 2; ++r) {
+        wmma::fill_fragment(xs[r], 0.f);
+        wmma::fill_fragment(xm[r], 0.f);
+        wmma::fill_fragment(ys[r], 0.f);
+        wmma::fill_fragment(ym[r], 0.f);
       }
       for (int kk = 0; kk < DKP; kk += 8) {
-        FragA fk, fq;
-        wmma::load_matrix_sync(fk, kh + pm * 16 * kLd + kk, kLd);
-        wmma::load_matrix_sync(fq, qh + pm * 16 * kLd + kk, kLd);
+        FragB fs, fm;
+        load_tf32(fs, S + kk * kLdc + cj * 16, kLdc);
+        load_tf32(fm, M + kk * kLdc + cj * 16, kLdc);
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          FragB fs, fm;
-          load_tf32(fs, S + kk * kLdc + (pn + i) * 16, kLdc);
-          load_tf32(fm, M + kk * kLdc + (pn + i) * 16, kLdc);
-          wmma::mma_sync(xs[i], fk, fs, xs[i]);
-          wmma::mma_sync(xm[i], fk, fm, xm[i]);
-          wmma::mma_sync(ys[i], fq, fs, ys[i]);
-          wmma::mma_sync(ym[i], fq, fm, ym[i]);
+        for (int r = 0; r < 2; ++r) {
+          FragA fk, fq;
+          wmma::load_matrix_sync(fk, kh + (ri0 + r) * 16 * kLd + kk, kLd);
+          wmma::load_matrix_sync(fq, qh + (ri0 + r) * 16 * kLd + kk, kLd);
+          wmma::mma_sync(xs[r], fk, fs, xs[r]);
+          wmma::mma_sync(xm[r], fk, fm, xm[r]);
+          wmma::mma_sync(ys[r], fq, fs, ys[r]);
+          wmma::mma_sync(ym[r], fq, fm, ym[r]);
         }
       }
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        wmma::store_matrix_sync(B1 + pm * 16 * kLdc + (pn + i) * 16, xs[i], kLdc, wmma::mem_row_major);
-        wmma::store_matrix_sync(B2 + pm * 16 * kLdc + (pn + i) * 16, xm[i], kLdc, wmma::mem_row_major);
+      for (int r = 0; r < 2; ++r) {
+        wmma::store_matrix_sync(B1 + (ri0 + r) * 16 * kLdc + cj * 16, xs[r], kLdc, wmma::mem_row_major);
+        wmma::store_matrix_sync(B2 + (ri0 + r) * 16 * kLdc + cj * 16, xm[r], kLdc, wmma::mem_row_major);
       }
     }
     __syncthreads();
@@ -526,53 +526,53 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     {
       Acc u[2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i) wmma::fill_fragment(u[i], 0.f);
+      for (int r = 0; r < 2; ++r) wmma::fill_fragment(u[r], 0.f);
 #pragma unroll
       for (int kk = 0; kk < kC / 8; ++kk) {
-        FragA tf;
-        load_fragment_order(tf, Ts + (size_t(pm * (kC / 8) + kk) * 32 + (tid & 31)) * 4);
+        FragB fb;
+        wmma::load_matrix_sync(fb, B3 + kk * 8 * kLdc + cj * 16, kLdc);
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          FragB fb;
-          wmma::load_matrix_sync(fb, B3 + kk * 8 * kLdc + (pn + i) * 16, kLdc);
-          wmma::mma_sync(u[i], tf, fb, u[i]);
+        for (int r = 0; r < 2; ++r) {
+          FragA tf;
+          load_fragment_order(tf, Ts + (size_t((ri0 + r) * (kC / 8) + kk) * 32 + (tid & 31)) * 4);
+          wmma::mma_sync(u[r], tf, fb, u[r]);
         }
       }
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
-        wmma::store_matrix_sync(B1 + pm * 16 * kLdc + (pn + i) * 16, u[i], kLdc, wmma::mem_row_major);
+      for (int r = 0; r < 2; ++r)
+        wmma::store_matrix_sync(B1 + (ri0 + r) * 16 * kLdc + cj * 16, u[r], kLdc, wmma::mem_row_major);
     }
     __syncthreads();
     mark(kPhU);
     if (c + 1 < a.n_chunks) fetch_t(c + 1);  // T is done with
     // The output weights, needed two phases later.
-    FragA qf[kC / 8];
+    FragA qf[2][kC / 8];
 #pragma unroll
-    for (int kk = 0; kk < kC / 8; ++kk)
-      load_fragment_order(qf[kk], ws + kWsQkg + (size_t(pm * (kC / 8) + kk) * 32 + (tid & 31)) * 4);
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int kk = 0; kk < kC / 8; ++kk)
+        load_fragment_order(qf[r][kk], ws + kWsQkg + (size_t((ri0 + r) * (kC / 8) + kk) * 32 + (tid & 31)) * 4);
     // B3 = o = A_t q^S - b_t q^M + (Gamma o q^.k~) U, the first two terms scaled row by
     // row in registers (acc_row: each accumulator element's row).
     {
       Acc o[2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int r = 0; r < 2; ++r)
 #pragma unroll
-        for (int x = 0; x < o[i].num_elements; ++x) {
-          const int r = pm * 16 + acc_row[x];
-          o[i].x[x] = At[r] * ys[i].x[x] - Bt[r] * ym[i].x[x];
+        for (int x = 0; x < o[r].num_elements; ++x) {
+          const int row = (ri0 + r) * 16 + acc_row[x];
+          o[r].x[x] = At[row] * ys[r].x[x] - Bt[row] * ym[r].x[x];
         }
 #pragma unroll
       for (int kk = 0; kk < kC / 8; ++kk) {
+        FragB fb;
+        load_tf32(fb, B1 + kk * 8 * kLdc + cj * 16, kLdc);
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          FragB fb;
-          load_tf32(fb, B1 + kk * 8 * kLdc + (pn + i) * 16, kLdc);
-          wmma::mma_sync(o[i], qf[kk], fb, o[i]);
-        }
+        for (int r = 0; r < 2; ++r) wmma::mma_sync(o[r], qf[r][kk], fb, o[r]);
       }
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
-        wmma::store_matrix_sync(B3 + pm * 16 * kLdc + (pn + i) * 16, o[i], kLdc, wmma::mem_row_major);
+      for (int r = 0; r < 2; ++r)
+        wmma::store_matrix_sync(B3 + (ri0 + r) * 16 * kLdc + cj * 16, o[r], kLdc, wmma::mem_row_major);
     }
     __syncthreads();
     mark(kPhQkgU);
@@ -614,43 +614,50 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     }
     __syncthreads();
     mark(kPhStoreO);
-    // S = A S - b M + k^T B2, M = Mu M + k^T B1, tile by tile (each warp its own tiles).
+    // S = A S - b M + k^T B2, M = Mu M + k^T B1; warp w owns kRT row tiles from
+    // kRT (w / 2) and column tiles 2 (w % 2) + {0, 1} of both.
     {
       const float A_l = tail[0], b_l = tail[1], Mu_l = tail[2];
-      const int sm_ = kRowTiles >= 8 ? warp : warp % kRowTiles;
-      const int sn = kRowTiles >= 8 ? 0 : (warp / kRowTiles) * kStateCols;
+      constexpr int kRT = kRowTiles / 4;
+      const int r0 = (warp >> 1) * kRT, n0 = (warp & 1) * 2;
+      Acc as[kRT][2], am[kRT][2];
 #pragma unroll
-      for (int rt = 0; rt < (kRowTiles > 8 ? kRowTiles / 8 : 1); ++rt) {
-        const int mt = sm_ + rt * 8;
-        Acc as[kStateCols], am[kStateCols];
+      for (int r = 0; r < kRT; ++r)
 #pragma unroll
-        for (int i = 0; i < kStateCols; ++i) {
-          wmma::load_matrix_sync(as[i], S + mt * 16 * kLdc + (sn + i) * 16, kLdc, wmma::mem_row_major);
-          wmma::load_matrix_sync(am[i], M + mt * 16 * kLdc + (sn + i) * 16, kLdc, wmma::mem_row_major);
+        for (int i = 0; i < 2; ++i) {
+          wmma::load_matrix_sync(as[r][i], S + (r0 + r) * 16 * kLdc + (n0 + i) * 16, kLdc, wmma::mem_row_major);
+          wmma::load_matrix_sync(am[r][i], M + (r0 + r) * 16 * kLdc + (n0 + i) * 16, kLdc, wmma::mem_row_major);
 #pragma unroll
-          for (int x = 0; x < as[i].num_elements; ++x) {
-            as[i].x[x] = A_l * as[i].x[x] - b_l * am[i].x[x];
-            am[i].x[x] = Mu_l * am[i].x[x];
+          for (int x = 0; x < as[r][i].num_elements; ++x) {
+            as[r][i].x[x] = A_l * as[r][i].x[x] - b_l * am[r][i].x[x];
+            am[r][i].x[x] = Mu_l * am[r][i].x[x];
           }
         }
-        for (int kk = 0; kk < kC; kk += 8) {
+      for (int kk = 0; kk < kC; kk += 8) {
+        FragB fg[2], fm[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          wmma::load_matrix_sync(fg[i], B2 + kk * kLdc + (n0 + i) * 16, kLdc);
+          wmma::load_matrix_sync(fm[i], B1 + kk * kLdc + (n0 + i) * 16, kLdc);
+        }
+#pragma unroll
+        for (int r = 0; r < kRT; ++r) {
           FragAT fa;  // k^T: column-major view of k^'s rows
-          wmma::load_matrix_sync(fa, kh + kk * kLd + mt * 16, kLd);
+          wmma::load_matrix_sync(fa, kh + kk * kLd + (r0 + r) * 16, kLd);
 #pragma unroll
-          for (int i = 0; i < kStateCols; ++i) {
-            FragB fg, fm;
-            wmma::load_matrix_sync(fg, B2 + kk * kLdc + (sn + i) * 16, kLdc);
-            wmma::load_matrix_sync(fm, B1 + kk * kLdc + (sn + i) * 16, kLdc);
-            wmma::mma_sync(as[i], fa, fg, as[i]);
-            wmma::mma_sync(am[i], fa, fm, am[i]);
+          for (int i = 0; i < 2; ++i) {
+            wmma::mma_sync(as[r][i], fa, fg[i], as[r][i]);
+            wmma::mma_sync(am[r][i], fa, fm[i], am[r][i]);
           }
-        }
-#pragma unroll
-        for (int i = 0; i < kStateCols; ++i) {
-          wmma::store_matrix_sync(S + mt * 16 * kLdc + (sn + i) * 16, as[i], kLdc, wmma::mem_row_major);
-          wmma::store_matrix_sync(M + mt * 16 * kLdc + (sn + i) * 16, am[i], kLdc, wmma::mem_row_major);
         }
       }
+#pragma unroll
+      for (int r = 0; r < kRT; ++r)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          wmma::store_matrix_sync(S + (r0 + r) * 16 * kLdc + (n0 + i) * 16, as[r][i], kLdc, wmma::mem_row_major);
+          wmma::store_matrix_sync(M + (r0 + r) * 16 * kLdc + (n0 + i) * 16, am[r][i], kLdc, wmma::mem_row_major);
+        }
     }
   }
   __syncthreads();
