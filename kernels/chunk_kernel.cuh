@@ -482,6 +482,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
         wmma::fill_fragment(ys[r], 0.f);
         wmma::fill_fragment(ym[r], 0.f);
       }
+#pragma unroll 2
       for (int kk = 0; kk < DKP; kk += 8) {
         FragB fs, fm;
         load_tf32(fs, S + kk * kLdc + cj * 16, kLdc);
@@ -633,6 +634,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
             am[r][i].x[x] = Mu_l * am[r][i].x[x];
           }
         }
+#pragma unroll 2
       for (int kk = 0; kk < kC; kk += 8) {
         FragB fg[2], fm[2];
 #pragma unroll

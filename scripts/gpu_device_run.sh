@@ -49,6 +49,8 @@ if [ $chunk_only = 1 ]; then
   echo "== chunk benchmark"
   "$G/mdnstab_bench_chunk" >"$OUT/bench_chunk.log" 2>&1
   echo "bench rc=$?"
+  "$G/mdnstab_dev_chunk_phases" >>"$OUT/bench_chunk.log" 2>&1
+  echo "phases rc=$?"
   if [ $ncu = 1 ]; then
     timeout 180 "$(tool ncu)" --clock-control none -k regex:chunk_ --launch-skip 8 --launch-count 2 \
       --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \

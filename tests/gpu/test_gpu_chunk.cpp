@@ -95,6 +95,16 @@ TEST(GpuChunk, PaddedKeyAndValueWidths) {
     c.seed = 10 + dk;
     expect_matches(c);
   }
+  // Widths that are not multiples of 4 take the element-by-element loads and stores.
+  for (auto in : {kn::DType::kF32, kn::DType::kBF16}) {
+    Case c = base(in == kn::DType::kBF16 ? "bf16 in/out DK30 DV70 T99" : "f32 DK30 DV70 T99");
+    c.T = 99; c.H = 2; c.DK = 30; c.DV = 70;
+    c.in = in;
+    c.out = in;
+    c.init_state = true;
+    c.seed = 61;
+    expect_matches(c);
+  }
 }
 
 TEST(GpuChunk, ShortSequencesAndExactChunks) {
