@@ -9,6 +9,7 @@
 
 #include "chunk_kernel.cuh"
 #include "mdn_kernels.hpp"
+#include "pass_args.hpp"
 
 namespace mdnstab::kernels {
 
@@ -71,27 +72,8 @@ Status run_chunk(const RecurrentParams& p, void* workspace, void* stream, std::s
   if (device_count(why) <= 0) return Status::kNoDevice;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   cd::ChunkArgs a;
-  a.H = static_cast<int>(p.heads);
-  a.DK = static_cast<int>(p.dk);
-  a.DV = static_cast<int>(p.dv);
-  a.T = p.steps;
+  copy_pass_args(a, p);
   a.n_chunks = static_cast<int>(chunks_of(p));
-  a.q = p.q;
-  a.k = p.k;
-  a.v = p.v;
-  a.log_alpha = p.log_alpha;
-  a.log_mu = p.log_mu;
-  a.beta = p.beta;
-  a.eta = p.eta;
-  a.p_alpha = p.p_scale == PScale::kAlpha;
-  a.l2norm = p.l2norm_qk;
-  a.out_bf16 = p.out_dtype == DType::kBF16;
-  a.scale = std::isnan(p.scale) ? 1.f / std::sqrt(static_cast<float>(p.dk)) : p.scale;
-  a.s0 = p.s0;
-  a.m0 = p.m0;
-  a.s_final = p.s_final;
-  a.m_final = p.m_final;
-  a.o = p.o;
   auto aligned = [](const void* x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0; };
   a.o_vec4 = p.dv % 4 == 0 && aligned(p.o);
   a.kq_vec4 = p.dk % 4 == 0 && aligned(p.q) && aligned(p.k);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mdn_kernels.hpp"
+#include "pass_args.hpp"
 #include "recurrent_kernel.cuh"
 
 namespace mdnstab::kernels {
@@ -258,29 +259,10 @@ Status run(const RecurrentParams& p, void* stream, std::string* why) {
   const int64_t N = num_sequences(p), pairs = N * p.heads, P = probe_count(p);
 
   KernelArgs& a = geo.args;
-  a.H = static_cast<int>(p.heads);
-  a.DK = static_cast<int>(p.dk);
-  a.DV = static_cast<int>(p.dv);
-  a.T = p.steps;
+  copy_pass_args(a, p);
   a.cu_seqlens = p.cu_seqlens;
-  a.q = p.q;
-  a.k = p.k;
-  a.v = p.v;
-  a.log_alpha = p.log_alpha;
-  a.log_mu = p.log_mu;
-  a.beta = p.beta;
-  a.eta = p.eta;
   a.beta_pc = p.beta_per_channel;
   a.eta_pc = p.eta_per_channel;
-  a.p_alpha = p.p_scale == PScale::kAlpha;
-  a.l2norm = p.l2norm_qk;
-  a.out_bf16 = p.out_dtype == DType::kBF16;
-  a.scale = std::isnan(p.scale) ? 1.f / std::sqrt(static_cast<float>(p.dk)) : p.scale;
-  a.s0 = p.s0;
-  a.m0 = p.m0;
-  a.s_final = p.s_final;
-  a.m_final = p.m_final;
-  a.o = p.o;
   a.ctas_per_pair = geo.ctas_per_pair;
   if (P > 0) {
     a.probe_every = static_cast<int>(std::min<int64_t>(p.probe_interval, std::max<int64_t>(p.steps, 1)));

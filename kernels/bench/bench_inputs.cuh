@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +82,15 @@ inline InputSet make_set(const Dims& s, uint64_t seed) {
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
   return in;
+}
+
+// How many input sets a timing loop rotates through so that no set is still in L2 when
+// it comes round again: more than twice L2 in all, at least two.
+inline int rotation_sets(const Dims& s, size_t l2_bytes) {
+  const int64_t tok = s.B * s.T * s.H;
+  const size_t set_bytes = tok * (2 * s.DK + s.DV) * 2 + tok * 16;  // bf16 q, k, v; four fp32 gates
+  const int n = static_cast<int>(2.0 * double(l2_bytes) / double(set_bytes)) + 2;
+  return n < 2 ? 2 : n;
 }
 
 inline void free_set(InputSet& in) {

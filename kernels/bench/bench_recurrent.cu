@@ -246,8 +246,7 @@ int main(int argc, char** argv) {
               "max ms", "us/token", "target ms", "ref ms", "vs ref");
   for (const Shape& s : shapes) {
     const int64_t tok = s.B * s.T * s.H;
-    const size_t set_bytes = tok * (2 * s.DK + s.DV) * 2 + tok * 16;
-    const int nsets = std::max<int>(2, static_cast<int>(std::ceil(2.0 * prop.l2CacheSize / set_bytes)) + 1);
+    const int nsets = mdnstab::bench::rotation_sets({s.B, s.T, s.H, s.DK, s.DV}, prop.l2CacheSize);
     std::vector<InputSet> sets;
     for (int i = 0; i < nsets; ++i) sets.push_back(mdnstab::bench::make_set({s.B, s.T, s.H, s.DK, s.DV}, 77 + i));
     void* o = nullptr;

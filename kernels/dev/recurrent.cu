@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_inputs.cuh"  // CUDA_OK
 #include "mdn_kernels.hpp"
 #include "recurrent_case.hpp"
 #include "recurrent_v2.cuh"
@@ -30,14 +31,6 @@
 namespace kn = mdnstab::kernels;
 using mdnstab::test::Case;
 
-#define CUDA_OK(x)                                                                             \
-  do {                                                                                         \
-    cudaError_t e_ = (x);                                                                      \
-    if (e_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                            \
-    }                                                                                          \
-  } while (0)
 
 namespace {
 

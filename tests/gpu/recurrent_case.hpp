@@ -55,6 +55,13 @@ struct Case {
   uint64_t seed = 1;
 };
 
+// A case with the defaults and a name (set the rest field by field).
+inline Case named(const std::string& name) {
+  Case c;
+  c.name = name;
+  return c;
+}
+
 // Inputs as the kernel sees them (raw dtype bytes) and as the reference sees them.
 struct CaseData {
   Case c;

@@ -60,15 +60,9 @@ double expect_matches(const Case& c, double memory = 1.0) {
   return eo.rel;
 }
 
-Case base(const std::string& name) {
-  Case c;
-  c.name = name;
-  return c;
-}
-
 TEST(GpuChunk, RandomF32RaggedShapesWithInitialState) {
   REQUIRE_GPU();
-  Case c = base("f32 B2 T300 H3 DK128 DV96 s0");
+  Case c = named("f32 B2 T300 H3 DK128 DV96 s0");
   c.B = 2; c.T = 300; c.H = 3; c.DK = 128; c.DV = 96;
   c.init_state = true;
   expect_matches(c);
@@ -77,7 +71,7 @@ TEST(GpuChunk, RandomF32RaggedShapesWithInitialState) {
 TEST(GpuChunk, RandomBF16SmallHeadsBothOutputs) {
   REQUIRE_GPU();
   for (auto out : {kn::DType::kF32, kn::DType::kBF16}) {
-    Case c = base(out == kn::DType::kBF16 ? "bf16 in/out DK64 DV64 T256" : "bf16 in DK64 DV64 T256");
+    Case c = named(out == kn::DType::kBF16 ? "bf16 in/out DK64 DV64 T256" : "bf16 in DK64 DV64 T256");
     c.B = 2; c.T = 256; c.H = 2; c.DK = 64; c.DV = 64;
     c.in = kn::DType::kBF16;
     c.out = out;
@@ -89,7 +83,7 @@ TEST(GpuChunk, RandomBF16SmallHeadsBothOutputs) {
 TEST(GpuChunk, PaddedKeyAndValueWidths) {
   REQUIRE_GPU();
   for (int dk : {8, 48, 100}) {
-    Case c = base("DK" + std::to_string(dk) + " DV200 T131");
+    Case c = named("DK" + std::to_string(dk) + " DV200 T131");
     c.T = 131; c.H = 2; c.DK = dk; c.DV = 200;
     c.init_state = true;
     c.seed = 10 + dk;
@@ -97,7 +91,7 @@ TEST(GpuChunk, PaddedKeyAndValueWidths) {
   }
   // Widths that are not multiples of 4 take the element-by-element loads and stores.
   for (auto in : {kn::DType::kF32, kn::DType::kBF16}) {
-    Case c = base(in == kn::DType::kBF16 ? "bf16 in/out DK30 DV70 T99" : "f32 DK30 DV70 T99");
+    Case c = named(in == kn::DType::kBF16 ? "bf16 in/out DK30 DV70 T99" : "f32 DK30 DV70 T99");
     c.T = 99; c.H = 2; c.DK = 30; c.DV = 70;
     c.in = in;
     c.out = in;
@@ -110,7 +104,7 @@ TEST(GpuChunk, PaddedKeyAndValueWidths) {
 TEST(GpuChunk, ShortSequencesAndExactChunks) {
   REQUIRE_GPU();
   for (int T : {1, 63, 64, 65, 128}) {
-    Case c = base(std::to_string(T) + " tokens");
+    Case c = named(std::to_string(T) + " tokens");
     c.B = 3; c.T = T; c.H = 1; c.DK = 32; c.DV = 40;
     c.init_state = T % 2 == 1;
     c.seed = 20 + T;
@@ -120,7 +114,7 @@ TEST(GpuChunk, ShortSequencesAndExactChunks) {
 
 TEST(GpuChunk, PScaleOneNoL2NormCustomScale) {
   REQUIRE_GPU();
-  Case c = base("p-scale one, no L2 norm, scale 0.3");
+  Case c = named("p-scale one, no L2 norm, scale 0.3");
   c.T = 200; c.H = 2; c.DK = 64; c.DV = 64;
   c.p_scale = kn::PScale::kOne;
   c.l2norm = false;
@@ -129,7 +123,7 @@ TEST(GpuChunk, PScaleOneNoL2NormCustomScale) {
   c.gates.beta_lo = 0.0; c.gates.beta_hi = 0.01;
   c.gates.eta_lo = 0.5; c.gates.eta_hi = 1.0;
   expect_matches(c);
-  Case d = base("p-scale one with the L2 norm");
+  Case d = named("p-scale one with the L2 norm");
   d.T = 200; d.H = 2; d.DK = 128; d.DV = 64;
   d.p_scale = kn::PScale::kOne;
   d.gates.eta_hi = 1.0;  // beta eta rho < 2 keeps A_par's frozen spectrum inside the circle
@@ -148,7 +142,7 @@ TEST(GpuChunk, ExactWhereThePapersReorderingFails) {
     bool paper_fails;
   };
   for (const G& g : {G{-1.0, -1.0, false}, G{-0.5, -1.0, true}, G{-0.01, -2.0, true}, G{-0.001, -8.0, true}}) {
-    Case c = base("log_alpha " + std::to_string(g.la) + " log_mu " + std::to_string(g.lm));
+    Case c = named("log_alpha " + std::to_string(g.la) + " log_mu " + std::to_string(g.lm));
     c.T = 1024; c.H = 1; c.DK = 128; c.DV = 64;
     c.gates.log_alpha_lo = c.gates.log_alpha_hi = g.la;
     c.gates.log_mu_lo = c.gates.log_mu_hi = g.lm;
@@ -188,7 +182,7 @@ TEST(GpuChunk, ExactOverTheGateGrid) {
   const double inf = std::numeric_limits<double>::infinity();
   const std::vector<double> logs = {-inf, -20, -8, -3, -1, -0.5, -0.1, -0.01, -0.001, 0};
   const std::vector<double> betas = {0.0, 0.1, 1.0}, etas = {0.5, 2.0};
-  Case c = base("gate grid");
+  Case c = named("gate grid");
   c.B = static_cast<int64_t>(logs.size() * logs.size() * betas.size() * etas.size());
   c.T = 192; c.H = 1; c.DK = 32; c.DV = 64;
   c.init_state = true;
@@ -244,20 +238,20 @@ TEST(GpuChunk, ExactOverTheGateGrid) {
 TEST(GpuChunk, GatesAtTheEdges) {
   REQUIRE_GPU();
   // alpha = 0 (log -inf), mu = 1, beta = 1, eta = 2 at once; then tiny gates.
-  Case c = base("alpha 0, mu 1, beta 1, eta 2");
+  Case c = named("alpha 0, mu 1, beta 1, eta 2");
   c.T = 150; c.H = 1; c.DK = 64; c.DV = 64;
   c.gates.log_alpha_lo = c.gates.log_alpha_hi = -std::numeric_limits<double>::infinity();
   c.gates.log_mu_lo = c.gates.log_mu_hi = 0.0;
   c.gates.beta_lo = c.gates.beta_hi = 1.0;
   c.gates.eta_lo = c.gates.eta_hi = 2.0;
   expect_matches(c);
-  Case t = base("log_alpha, log_mu in [-60, -20]");
+  Case t = named("log_alpha, log_mu in [-60, -20]");
   t.T = 150; t.H = 1; t.DK = 64; t.DV = 64;
   t.gates.log_alpha_lo = -60; t.gates.log_alpha_hi = -20;
   t.gates.log_mu_lo = -60; t.gates.log_mu_hi = -20;
   t.init_state = true;
   expect_matches(t);
-  Case s = base("alpha = mu = 1, beta = 0: the state is kept");
+  Case s = named("alpha = mu = 1, beta = 0: the state is kept");
   s.T = 100; s.H = 1; s.DK = 32; s.DV = 64;
   s.gates.log_alpha_lo = s.gates.log_alpha_hi = 0.0;
   s.gates.log_mu_lo = s.gates.log_mu_hi = 0.0;
@@ -270,7 +264,7 @@ TEST(GpuChunk, LongSequenceSlowGates) {
   REQUIRE_GPU();
   // 40 chunks with a memory of hundreds of tokens: errors of old chunks must decay,
   // not pile up.
-  Case c = base("T2560 log_alpha, log_mu in [-0.01, 0]");
+  Case c = named("T2560 log_alpha, log_mu in [-0.01, 0]");
   c.T = 2560; c.H = 2; c.DK = 128; c.DV = 64;
   c.gates.log_alpha_lo = -0.01; c.gates.log_alpha_hi = 0.0;
   c.gates.log_mu_lo = -0.01; c.gates.log_mu_hi = 0.0;
@@ -286,7 +280,7 @@ TEST(GpuChunk, GrowingStateRotatingKeys) {
   // DESIGN.md section 4's gates with keys rotating in a plane: the state grows about
   // 1.62 x per step (1e25 after 120 steps, inside fp32's range) and the relative
   // error must stay put while it does.
-  Case c = base("growing: 0.99/0.9/0.99/1.9, plane keys T120");
+  Case c = named("growing: 0.99/0.9/0.99/1.9, plane keys T120");
   c.T = 120; c.H = 1; c.DK = 128; c.DV = 64;
   c.gates.log_alpha_lo = c.gates.log_alpha_hi = std::log(0.99);
   c.gates.log_mu_lo = c.gates.log_mu_hi = std::log(0.99);
@@ -299,7 +293,7 @@ TEST(GpuChunk, GrowingStateRotatingKeys) {
 
 TEST(GpuChunk, NoTokensKeepsTheInitialState) {
   REQUIRE_GPU();
-  Case c = base("T0 with s0");
+  Case c = named("T0 with s0");
   c.B = 2; c.T = 0; c.H = 2; c.DK = 16; c.DV = 16;
   c.init_state = true;
   const CaseData d = make_case(c);

@@ -59,15 +59,9 @@ void expect_matches(const Case& c, int64_t probe_interval = 0) {
   }
 }
 
-Case base(const std::string& name) {
-  Case c;
-  c.name = name;
-  return c;
-}
-
 TEST(GpuRecurrent, RandomF32RaggedShapes) {
   REQUIRE_GPU();
-  Case c = base("f32 B2 T77 H3 DK100 DV300");
+  Case c = named("f32 B2 T77 H3 DK100 DV300");
   c.B = 2; c.T = 77; c.H = 3; c.DK = 100; c.DV = 300;
   c.init_state = true;
   expect_matches(c);
@@ -75,7 +69,7 @@ TEST(GpuRecurrent, RandomF32RaggedShapes) {
 
 TEST(GpuRecurrent, RandomBF16RaggedShapes) {
   REQUIRE_GPU();
-  Case c = base("bf16 B2 T77 H3 DK100 DV300");
+  Case c = named("bf16 B2 T77 H3 DK100 DV300");
   c.B = 2; c.T = 77; c.H = 3; c.DK = 100; c.DV = 300;
   c.in = kn::DType::kBF16;
   c.init_state = true;
@@ -86,7 +80,7 @@ TEST(GpuRecurrent, RandomBF16RaggedShapes) {
 TEST(GpuRecurrent, LargestHeadEveryCtaWidth) {
   REQUIRE_GPU();
   for (int w : {1, 2, 4}) {
-    Case c = base("f32 DK256 DV512 warps " + std::to_string(w));
+    Case c = named("f32 DK256 DV512 warps " + std::to_string(w));
     c.B = 1; c.T = 41; c.H = 2; c.DK = 256; c.DV = 512;
     c.init_state = true;
     c.warps = w;
@@ -98,7 +92,7 @@ TEST(GpuRecurrent, LargestHeadEveryCtaWidth) {
 TEST(GpuRecurrent, SmallHeadEveryCtaWidthBF16) {
   REQUIRE_GPU();
   for (int w : {1, 2, 4}) {
-    Case c = base("bf16 DK128 DV200 warps " + std::to_string(w));
+    Case c = named("bf16 DK128 DV200 warps " + std::to_string(w));
     c.B = 2; c.T = 29; c.H = 2; c.DK = 128; c.DV = 200;
     c.in = kn::DType::kBF16;
     c.warps = w;
@@ -111,7 +105,7 @@ TEST(GpuRecurrent, PerChannelBetaEtaBothPScales) {
   REQUIRE_GPU();
   for (auto ps : {kn::PScale::kAlpha, kn::PScale::kOne}) {
     for (bool bpc : {false, true}) {
-      Case c = base(std::string("per-channel beta ") + (bpc ? "on" : "off") + " eta on, p-scale " +
+      Case c = named(std::string("per-channel beta ") + (bpc ? "on" : "off") + " eta on, p-scale " +
                     (ps == kn::PScale::kAlpha ? "alpha" : "one"));
       c.B = 2; c.T = 45; c.H = 2; c.DK = 130; c.DV = 37;
       c.beta_pc = bpc;
@@ -126,7 +120,7 @@ TEST(GpuRecurrent, PerChannelBetaEtaBothPScales) {
 
 TEST(GpuRecurrent, PScaleOneScalarGates) {
   REQUIRE_GPU();
-  Case c = base("p-scale one, scalar gates");
+  Case c = named("p-scale one, scalar gates");
   c.B = 1; c.T = 100; c.H = 4; c.DK = 64; c.DV = 64;
   c.p_scale = kn::PScale::kOne;
   c.gates.eta_hi = 1.0;  // keeps beta * eta * rho_p <= 1: the state stays bounded
@@ -136,7 +130,7 @@ TEST(GpuRecurrent, PScaleOneScalarGates) {
 TEST(GpuRecurrent, VarlenWithEmptyAndOneTokenSequences) {
   REQUIRE_GPU();
   for (auto in : {kn::DType::kF32, kn::DType::kBF16}) {
-    Case c = base(std::string("varlen ") + (in == kn::DType::kBF16 ? "bf16" : "f32"));
+    Case c = named(std::string("varlen ") + (in == kn::DType::kBF16 ? "bf16" : "f32"));
     c.seqlens = {13, 1, 40, 0, 9};
     c.H = 3; c.DK = 100; c.DV = 70;
     c.in = in;
@@ -148,7 +142,7 @@ TEST(GpuRecurrent, VarlenWithEmptyAndOneTokenSequences) {
 
 TEST(GpuRecurrent, OddSizesBF16TwoByteRows) {
   REQUIRE_GPU();  // DK = 37 bf16 rows are only 2-byte aligned: the plain-load staging path
-  Case c = base("bf16 DK37 DV19");
+  Case c = named("bf16 DK37 DV19");
   c.B = 3; c.T = 23; c.H = 1; c.DK = 37; c.DV = 19;
   c.in = kn::DType::kBF16;
   c.beta_pc = true;
@@ -158,7 +152,7 @@ TEST(GpuRecurrent, OddSizesBF16TwoByteRows) {
 
 TEST(GpuRecurrent, NoL2NormCustomScale) {
   REQUIRE_GPU();
-  Case c = base("no l2 norm, scale 0.05");
+  Case c = named("no l2 norm, scale 0.05");
   c.B = 1; c.T = 30; c.H = 2; c.DK = 48; c.DV = 24;
   c.l2norm = false;
   c.scale = 0.05f;
@@ -168,7 +162,7 @@ TEST(GpuRecurrent, NoL2NormCustomScale) {
 
 TEST(GpuRecurrent, BF16Output) {
   REQUIRE_GPU();
-  Case c = base("bf16 in, bf16 out");
+  Case c = named("bf16 in, bf16 out");
   c.B = 2; c.T = 50; c.H = 2; c.DK = 128; c.DV = 256;
   c.in = c.out = kn::DType::kBF16;
   expect_matches(c);
@@ -191,7 +185,7 @@ TEST(GpuRecurrent, GatesAtTheEdges) {
   uint64_t seed = 60;
   for (const Edge& e : edges) {
     for (auto in : {kn::DType::kF32, kn::DType::kBF16}) {
-      Case c = base(std::string(e.name) + (in == kn::DType::kBF16 ? " bf16" : " f32"));
+      Case c = named(std::string(e.name) + (in == kn::DType::kBF16 ? " bf16" : " f32"));
       c.B = 1; c.T = 150; c.H = 2; c.DK = 100; c.DV = 50;
       c.in = in;
       c.gates = e.g;
@@ -204,7 +198,7 @@ TEST(GpuRecurrent, GatesAtTheEdges) {
 
 TEST(GpuRecurrent, LongRunManyChunksWithProbes) {
   REQUIRE_GPU();
-  Case c = base("T 1203, probes every 100");
+  Case c = named("T 1203, probes every 100");
   c.B = 1; c.T = 1203; c.H = 2; c.DK = 32; c.DV = 16;
   c.gates.log_alpha_lo = -0.05;
   c.gates.beta_hi = 0.5;
@@ -246,7 +240,7 @@ void expect_same_overflow(Case c, int64_t later_by_at_most = 0) {
 TEST(GpuRecurrent, OverflowStepMatchesReferenceRotatingKeys) {
   REQUIRE_GPU();
   for (int64_t dk : {128, 256}) {
-    Case c = base("plane keys, theta 0.8, DK " + std::to_string(dk));
+    Case c = named("plane keys, theta 0.8, DK " + std::to_string(dk));
     c.B = 2; c.T = 400; c.H = 2; c.DK = dk; c.DV = 24;
     c.keys = Keys::kPlane;
     c.theta = 0.8;
@@ -257,7 +251,7 @@ TEST(GpuRecurrent, OverflowStepMatchesReferenceRotatingKeys) {
 
 TEST(GpuRecurrent, OverflowStepMatchesReferenceRandomKeysDK2) {
   REQUIRE_GPU();
-  Case c = base("random keys, DK 2");
+  Case c = named("random keys, DK 2");
   c.B = 2; c.T = 1200; c.H = 2; c.DK = 2; c.DV = 16;
   c.seed = 80;
   expect_same_overflow(c, 8);
@@ -265,7 +259,7 @@ TEST(GpuRecurrent, OverflowStepMatchesReferenceRandomKeysDK2) {
 
 TEST(GpuRecurrent, RunHostSaysWhereItOverflowed) {
   REQUIRE_GPU();
-  Case c = base("run_host overflow");
+  Case c = named("run_host overflow");
   c.B = 1; c.T = 400; c.H = 1; c.DK = 2; c.DV = 8;
   c.keys = Keys::kPlane;
   c.theta = 0.8;
