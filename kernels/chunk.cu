@@ -82,7 +82,8 @@ Status run_chunk(const RecurrentParams& p, void* workspace, void* stream, std::s
     const size_t bytes = static_cast<size_t>(p.batch * p.heads * p.dk * p.dv) * sizeof(float);
     for (auto [dst, src] : {std::pair{p.s_final, p.s0}, std::pair{p.m_final, p.m0}}) {
       if (!dst) continue;
-      cudaError_t e = src ? cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, st) : cudaMemsetAsync(dst, 0, bytes, st);
+      const cudaError_t e =
+          src ? cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, st) : cudaMemsetAsync(dst, 0, bytes, st);
       if (e != cudaSuccess) return cuda_fail(e, why, "copy of the initial state");
     }
     return Status::kOk;

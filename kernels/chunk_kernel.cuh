@@ -356,6 +356,26 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
   }
 }
 
+// The k, q and v rows of the chunk starting at token tn (this CTA's 64 columns of v)
+// into L2, one 128-byte line per thread and round: a chunk's wait on DRAM for them was
+// its longest phase.
+template <class In>
+__device__ void prefetch_rows_l2(const ChunkArgs& a, const In* v, int b, int h, int c0, int64_t tn) {
+  const int rows = static_cast<int>(a.T - tn < kC ? a.T - tn : kC);
+  const int v_cols = a.DV - c0 < kCols ? a.DV - c0 : kCols;
+  const int kq_lines = (a.DK * int(sizeof(In)) + 127) / 128, v_lines = (v_cols * int(sizeof(In)) + 127) / 128;
+  const int per_row = 2 * kq_lines + v_lines;
+  const In* k = static_cast<const In*>(a.k);
+  const In* q = static_cast<const In*>(a.q);
+  for (int i = threadIdx.x; i < rows * per_row; i += kThreads) {
+    const int t = i / per_row, l = i % per_row;
+    const size_t tok = (size_t(b) * a.T + tn + t) * a.H + h;
+    const In* row = l < kq_lines ? k + tok * a.DK : l < 2 * kq_lines ? q + tok * a.DK : v + tok * a.DV + c0;
+    const int line = l < kq_lines ? l : l < 2 * kq_lines ? l - kq_lines : l - 2 * kq_lines;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(reinterpret_cast<const char*>(row) + 128 * line));
+  }
+}
+
 // One CTA: 64 value columns [c0, c0 + 64) of one (sequence, head), every chunk in order.
 template <int DKP, class In>
 __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
@@ -383,7 +403,6 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     M[r * kLdc + col] = in && a.m0 ? a.m0[st + size_t(r) * a.DV + c0 + col] : 0.f;
   }
   const In* v = static_cast<const In*>(a.v);
-  // C x 64 products: 16 tiles; warp w owns row tile w / 2 and column tiles 2 (w % 2) + {0, 1}.
   // C x 64 products: 16 tiles; warp w owns column tile cj = w % 4 and row tiles
   // ri0, ri0 + 1 (ri0 = 2 (w / 4)), so that each B fragment it loads serves two row tiles.
   const int cj = warp & 3, ri0 = (warp >> 2) * 2;
@@ -433,21 +452,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
     mark(kPhWait);
     if (c + 1 < a.n_chunks) {
       fetch_vec(c + 1);
-      // The next chunk's k, q and v rows into L2 (this chunk's wait on DRAM is its
-      // longest phase): one 128-byte line per thread and round.
-      const int64_t tn = t0 + kC;
-      const int rows = static_cast<int>(a.T - tn < kC ? a.T - tn : kC);
-      const int kq_lines = (a.DK * int(sizeof(In)) + 127) / 128, v_lines = ((a.DV - c0 < kCols ? a.DV - c0 : kCols) * int(sizeof(In)) + 127) / 128;
-      const int per_row = 2 * kq_lines + v_lines;
-      for (int i = tid; i < rows * per_row; i += kThreads) {
-        const int t = i / per_row, l = i % per_row;
-        const size_t tok = (size_t(b) * a.T + tn + t) * a.H + h;
-        const char* p = l < kq_lines       ? reinterpret_cast<const char*>(static_cast<const In*>(a.k) + tok * a.DK) + 128 * l
-                        : l < 2 * kq_lines ? reinterpret_cast<const char*>(static_cast<const In*>(a.q) + tok * a.DK) +
-                                                 128 * (l - kq_lines)
-                                           : reinterpret_cast<const char*>(v + tok * a.DV + c0) + 128 * (l - 2 * kq_lines);
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-      }
+      prefetch_rows_l2(a, v, b, h, c0, t0 + kC);
     }
     const float* vec = vec_buf[c & 1];
     const float *kinv = vec, *qinv = vec + kC, *ap = vec + 2 * kC, *bp = vec + 3 * kC, *At = vec + 4 * kC,

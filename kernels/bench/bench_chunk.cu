@@ -187,7 +187,8 @@ int main(int argc, char** argv) {
     const Timing tc = time_it(reps, nsets, [&](int i) { kn::run_chunk(params(s, sets[i], oc), ws, nullptr, nullptr); });
     const Timing tr = time_it(reps, nsets, [&](int i) { kn::run(params(s, sets[i], orr), nullptr, nullptr); });
     CUDA_OK(cudaGetLastError());
-    std::printf("%-22s %10.3f %8.3f %8.3f %12.3f %9.2f", name, tc.median, tc.min, tc.max, tr.median, tc.median / tr.median);
+    std::printf("%-22s %10.3f %8.3f %8.3f %12.3f %9.2f", name, tc.median, tc.min, tc.max, tr.median,
+                tc.median / tr.median);
     if (sh.chunk_ref_ms > 0)
       std::printf(" %13.2f %8.2fx", sh.chunk_ref_ms, sh.chunk_ref_ms / tc.median);
     else

@@ -77,10 +77,12 @@ void run(const mdnstab::bench::Dims& s) {
     per[p] /= double(ctas) * a.n_chunks;
     total += per[p];
   }
-  std::printf("shape %ld,%ld,%ld,%ld,%ld: prep %.3f ms, scan %.3f ms (%zu CTAs, %d chunks each)\n", long(s.B), long(s.T),
+  std::printf("shape %ld,%ld,%ld,%ld,%ld: prep %.3f ms, scan %.3f ms (%zu CTAs, %d chunks each)\n", long(s.B),
+              long(s.T),
               long(s.H), long(s.DK), long(s.DV), prep_ms, scan_ms, ctas, a.n_chunks);
   std::printf("scan phases, cycles per chunk (mean over CTAs; SM clock ~1.98 GHz):\n");
-  for (int p = 0; p < cd::kScanPhases; ++p) std::printf("  %-30s %8.0f  %5.1f %%\n", names[p], per[p], 100 * per[p] / total);
+  for (int p = 0; p < cd::kScanPhases; ++p)
+    std::printf("  %-30s %8.0f  %5.1f %%\n", names[p], per[p], 100 * per[p] / total);
   std::printf("  %-30s %8.0f = %.2f us per chunk at 1.98 GHz\n", "total", total, total / 1980.0);
   mdnstab::bench::InputSet copy = in;
   mdnstab::bench::free_set(copy);
@@ -96,7 +98,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     long v[5];
-    if (a == "--shape" && i + 1 < argc && std::sscanf(argv[++i], "%ld,%ld,%ld,%ld,%ld", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5) {
+    if (a == "--shape" && i + 1 < argc &&
+        std::sscanf(argv[++i], "%ld,%ld,%ld,%ld,%ld", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5) {
       s = {v[0], v[1], v[2], v[3], v[4]};
     } else {
       std::fprintf(stderr, "usage: %s [--shape B,T,H,DK,DV]\n", argv[0]);
@@ -104,7 +107,8 @@ int main(int argc, char** argv) {
     }
   }
   if (s.DK > 128) {
-    std::fprintf(stderr, "mdnstab_dev_chunk_phases: dk = %ld is above the chunkwise kernel's limit of 128\n", long(s.DK));
+    std::fprintf(stderr, "mdnstab_dev_chunk_phases: dk = %ld is above the chunkwise kernel's limit of 128\n",
+                 long(s.DK));
     return 2;
   }
   if (s.DK <= 64) run<64>(s);

@@ -155,7 +155,8 @@ TEST(GpuChunk, ExactWhereThePapersReorderingFails) {
     const RefOut<double> ref = run_reference<double>(d);
     std::vector<double> o(ref.o.size(), 0.0);
     RecurrentArgs<double> a;
-    a.batch = 1; a.heads = 1; a.steps = static_cast<int>(c.T); a.dk = static_cast<int>(c.DK); a.dv = static_cast<int>(c.DV);
+    a.batch = 1; a.heads = 1; a.steps = static_cast<int>(c.T);
+    a.dk = static_cast<int>(c.DK); a.dv = static_cast<int>(c.DV);
     a.q = d.qd.data(); a.k = d.kd.data(); a.v = d.vd.data();
     a.log_alpha = d.lad.data(); a.log_mu = d.lmd.data(); a.beta = d.betad.data(); a.eta = d.etad.data();
     a.o = o.data();
@@ -223,7 +224,8 @@ TEST(GpuChunk, ExactOverTheGateGrid) {
     }
     EXPECT_TRUE(e.finite) << "grid point " << b << ": non-finite output";
     EXPECT_LE(e.rel, remembered_chunks(0.0, c.T) * kTolTf32)
-        << "log_alpha " << point[b][0] << " log_mu " << point[b][1] << " beta " << point[b][2] << " eta " << point[b][3];
+        << "log_alpha " << point[b][0] << " log_mu " << point[b][1] << " beta " << point[b][2] << " eta "
+        << point[b][3];
     if (e.rel > worst) {
       worst = e.rel;
       worst_b = b;
