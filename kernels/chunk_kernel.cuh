@@ -22,6 +22,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "mdn_kernels.hpp"
+#include "pass_args.hpp"
+
 namespace mdnstab::kernels::chunk_detail {
 
 namespace wmma = nvcuda::wmma;
@@ -285,8 +288,7 @@ __global__ void __launch_bounds__(kThreads) chunk_prep_kernel(ChunkArgs a) {
   // Gamma column by column, the prefix products by one thread.
   if (tid < kC) {
     const int j = tid;
-    float g = be[j], ratio = 1.f;
-    for (int t = 0; t < j; ++t) G[t * kLdc + j] = 0.f;
+    float g = be[j], ratio = 1.f;  // only t >= j is ever read
     G[j * kLdc + j] = g;
     for (int t = j + 1; t < kC; ++t) {
       ratio *= mu[t];
@@ -680,6 +682,41 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(ChunkArgs a) {
       if (a.m_final) a.m_final[st + size_t(r) * a.DV + c0 + col] = M[r * kLdc + col];
     }
   }
+}
+
+// Host side. Chunks per sequence of T tokens.
+inline int64_t chunks_of(int64_t steps) { return (steps + kC - 1) / kC; }
+
+// The arguments of one pass (ws and phase_clocks left to the caller).
+inline ChunkArgs make_args(const RecurrentParams& p) {
+  ChunkArgs a;
+  copy_pass_args(a, p);
+  a.n_chunks = static_cast<int>(chunks_of(p.steps));
+  auto aligned = [](const void* x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0; };
+  a.o_vec4 = p.dv % 4 == 0 && aligned(p.o);
+  a.kq_vec4 = p.dk % 4 == 0 && aligned(p.q) && aligned(p.k);
+  a.v_vec4 = p.dv % 4 == 0 && aligned(p.v);
+  return a;
+}
+
+// The two launches over `batch` sequences, each with its shared-memory limit raised.
+template <int DKP, class In>
+cudaError_t launch_prep(const ChunkArgs& a, int64_t batch, cudaStream_t st) {
+  constexpr int smem = prep_smem_bytes<DKP>();
+  auto* kernel = &chunk_prep_kernel<DKP, In>;
+  if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem); e != cudaSuccess)
+    return e;
+  kernel<<<dim3(a.n_chunks, a.H, static_cast<unsigned>(batch)), kThreads, smem, st>>>(a);
+  return cudaGetLastError();
+}
+template <int DKP, class In>
+cudaError_t launch_scan(const ChunkArgs& a, int64_t batch, cudaStream_t st) {
+  constexpr int smem = scan_smem_bytes<DKP>();
+  auto* kernel = &chunk_scan_kernel<DKP, In>;
+  if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem); e != cudaSuccess)
+    return e;
+  kernel<<<dim3((a.DV + kCols - 1) / kCols, a.H, static_cast<unsigned>(batch)), kThreads, smem, st>>>(a);
+  return cudaGetLastError();
 }
 
 }  // namespace mdnstab::kernels::chunk_detail

@@ -24,6 +24,18 @@ done
 commit=$(cat "$G/COMMIT" 2>/dev/null || echo unknown)
 cuda_bin=/usr/local/cuda/bin
 tool() { command -v "$1" || echo "$cuda_bin/$1"; }
+# compute-sanitizer memcheck and racecheck on the gpu tests that match $1.
+sanitize() {
+  local cs t
+  cs=$(tool compute-sanitizer)
+  for t in memcheck racecheck; do
+    echo "== compute-sanitizer --tool $t ($1)"
+    timeout 240 "$cs" --tool $t --error-exitcode 9 "$G/mdnstab_gpu_tests" --gtest_color=no --gtest_filter="$1" \
+      >>"$OUT/sanitizer.log" 2>&1
+    echo "$t rc=$?" | tee -a "$OUT/sanitizer.log"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Error" "$OUT/sanitizer.log" | tail -3
+  done
+}
 
 {
   date -u
@@ -36,16 +48,7 @@ if [ $chunk_only = 1 ]; then
   "$G/mdnstab_gpu_tests" --gtest_color=no --gtest_filter='GpuChunk*' >"$OUT/tests.log" 2>&1
   echo "chunk tests rc=$?"
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ chunk|tests ran|Failure|error" "$OUT/tests.log" | head -60
-  if [ $sanitizer = 1 ]; then
-    cs=$(tool compute-sanitizer)
-    for t in memcheck racecheck; do
-      echo "== compute-sanitizer --tool $t (chunk)"
-      timeout 240 "$cs" --tool $t --error-exitcode 9 "$G/mdnstab_gpu_tests" --gtest_color=no \
-        --gtest_filter='GpuChunk.RandomF32*:GpuChunk.PaddedKey*:GpuChunk.ShortSequences*' >>"$OUT/sanitizer.log" 2>&1
-      echo "$t rc=$?" | tee -a "$OUT/sanitizer.log"
-      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Error" "$OUT/sanitizer.log" | tail -3
-    done
-  fi
+  [ $sanitizer = 1 ] && sanitize 'GpuChunk.RandomF32*:GpuChunk.PaddedKey*:GpuChunk.ShortSequences*:GpuChunk.NoTokens*'
   echo "== chunk benchmark"
   "$G/mdnstab_bench_chunk" >"$OUT/bench_chunk.log" 2>&1
   echo "bench rc=$?"
@@ -69,15 +72,7 @@ echo "gpu tests rc=$?"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran" "$OUT/tests.log"
 
 if [ $sanitizer = 1 ]; then
-  small='GpuRecurrent.RandomBF16*:GpuRecurrent.Varlen*:GpuRecurrent.OddSizes*:GpuRecurrent.SmallHead*:GpuRecurrent.LargestHead*:GpuRecurrent.PerChannel*'
-  cs=$(tool compute-sanitizer)
-  for t in memcheck racecheck; do
-    echo "== compute-sanitizer --tool $t"
-    timeout 240 "$cs" --tool $t --error-exitcode 9 "$G/mdnstab_gpu_tests" --gtest_color=no --gtest_filter="$small" \
-      >>"$OUT/sanitizer.log" 2>&1
-    echo "$t rc=$?" | tee -a "$OUT/sanitizer.log"
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Error" "$OUT/sanitizer.log" | tail -3
-  done
+  sanitize 'GpuRecurrent.RandomBF16*:GpuRecurrent.Varlen*:GpuRecurrent.OddSizes*:GpuRecurrent.SmallHead*:GpuRecurrent.LargestHead*:GpuRecurrent.PerChannel*'
 fi
 
 echo "== numbered versions"

@@ -21,33 +21,16 @@ namespace {
 template <int DKP>
 void run(const mdnstab::bench::Dims& s) {
   const mdnstab::bench::InputSet in = mdnstab::bench::make_set(s, 5);
-  cd::ChunkArgs a;
-  a.H = static_cast<int>(s.H);
-  a.DK = static_cast<int>(s.DK);
-  a.DV = static_cast<int>(s.DV);
-  a.T = s.T;
-  a.n_chunks = static_cast<int>((s.T + cd::kC - 1) / cd::kC);
-  a.q = in.q;
-  a.k = in.k;
-  a.v = in.v;
-  a.log_alpha = in.la;
-  a.log_mu = in.lm;
-  a.beta = in.beta;
-  a.eta = in.eta;
-  a.out_bf16 = true;
-  a.o_vec4 = s.DV % 4 == 0;
-  a.kq_vec4 = s.DK % 4 == 0;
-  a.v_vec4 = s.DV % 4 == 0;
-  a.scale = 1.f / std::sqrt(static_cast<float>(s.DK));
-  const dim3 gp(a.n_chunks, a.H, s.B), gs((a.DV + cd::kCols - 1) / cd::kCols, a.H, s.B);
-  const size_t ctas = size_t(gs.x) * gs.y * gs.z;
-  CUDA_OK(cudaMalloc(&a.ws, size_t(s.B * s.H) * a.n_chunks * cd::kWsFloats * sizeof(float)));
-  CUDA_OK(cudaMalloc(&a.o, size_t(s.B * s.T * s.H * s.DV) * 2));
+  mdnstab::kernels::RecurrentParams rp;
+  rp.batch = s.B; rp.steps = s.T; rp.heads = s.H; rp.dk = s.DK; rp.dv = s.DV;
+  rp.in_dtype = rp.out_dtype = mdnstab::kernels::DType::kBF16;
+  rp.q = in.q; rp.k = in.k; rp.v = in.v;
+  rp.log_alpha = in.la; rp.log_mu = in.lm; rp.beta = in.beta; rp.eta = in.eta;
+  CUDA_OK(cudaMalloc(&rp.o, size_t(s.B * s.T * s.H * s.DV) * 2));
+  cd::ChunkArgs a = cd::make_args(rp);
+  const size_t ctas = size_t((a.DV + cd::kCols - 1) / cd::kCols) * a.H * s.B;
+  CUDA_OK(cudaMalloc(&a.ws, mdnstab::kernels::chunk_workspace_bytes(rp)));
   CUDA_OK(cudaMalloc(&a.phase_clocks, ctas * cd::kScanPhases * sizeof(long long)));
-  auto* kp = &cd::chunk_prep_kernel<DKP, __nv_bfloat16>;
-  auto* ks = &cd::chunk_scan_kernel<DKP, __nv_bfloat16>;
-  CUDA_OK(cudaFuncSetAttribute(kp, cudaFuncAttributeMaxDynamicSharedMemorySize, cd::prep_smem_bytes<DKP>()));
-  CUDA_OK(cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize, cd::scan_smem_bytes<DKP>()));
   cudaEvent_t e0, e1, e2;
   CUDA_OK(cudaEventCreate(&e0));
   CUDA_OK(cudaEventCreate(&e1));
@@ -55,11 +38,10 @@ void run(const mdnstab::bench::Dims& s) {
   float prep_ms = 0, scan_ms = 0;
   for (int rep = 0; rep < 3; ++rep) {  // the last repetition is reported
     CUDA_OK(cudaEventRecord(e0));
-    kp<<<gp, cd::kThreads, cd::prep_smem_bytes<DKP>()>>>(a);
+    CUDA_OK((cd::launch_prep<DKP, __nv_bfloat16>(a, s.B, nullptr)));
     CUDA_OK(cudaEventRecord(e1));
-    ks<<<gs, cd::kThreads, cd::scan_smem_bytes<DKP>()>>>(a);
+    CUDA_OK((cd::launch_scan<DKP, __nv_bfloat16>(a, s.B, nullptr)));
     CUDA_OK(cudaEventRecord(e2));
-    CUDA_OK(cudaGetLastError());
     CUDA_OK(cudaEventSynchronize(e2));
     CUDA_OK(cudaEventElapsedTime(&prep_ms, e0, e1));
     CUDA_OK(cudaEventElapsedTime(&scan_ms, e1, e2));
